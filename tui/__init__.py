@@ -1,0 +1,3 @@
+"""corral: long-lived AI agent sessions on your own machine."""
+
+__version__ = "0.1.0"

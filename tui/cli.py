@@ -1,0 +1,481 @@
+"""The ``corral`` command line. Errors become one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import humanize
+
+from tui.core import events as ev
+from tui.core.bus import Subscription
+from tui.core.datadir import db_path, resolve_data_dir
+from tui.core.describe import describe
+from tui.core.errors import CorralError, UsageError
+from tui.core.ids import utc_now
+from tui.core.pricing import default_pricing, format_usd
+from tui.core.spec import ad_hoc_spec, load_spec
+from tui.core.state import SessionState
+from tui.core.store import SessionRecord, Store
+from tui.core.supervisor import Supervisor, is_finished
+
+DEMO_APPROVAL_PAUSE_S = 3.0
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_NOT_BUILT = (
+    "the terminal app is not built yet (it is its own issue); "
+    "use `corral demo --headless` or `corral run ... --headless`, and `corral --help`"
+)
+
+
+def bundled_sessions_dir() -> Path:
+    return REPO_ROOT / "sessions"
+
+
+def demo_specs() -> list[Path]:
+    return sorted(bundled_sessions_dir().glob("demo-*.toml"))
+
+
+# -- output helpers ---------------------------------------------------------------------
+
+
+def short(session_id: str) -> str:
+    # Ids start with their creation time, so the random tail is what tells them apart.
+    return session_id[:5] + "…" + session_id[-8:]
+
+
+def event_line(event: ev.Event, titles: dict[str, str]) -> str:
+    title = titles.get(event.session_id, short(event.session_id))
+    return f"{event.processed_at:%H:%M:%S} {title[:22]:<22} #{event.seq:<3} {describe(event)}"
+
+
+def session_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
+    """A session shaped like the SDK's ``BetaManagedAgentsSession`` where it has the field."""
+    state = record.state or SessionState(record.id, record.created_at)
+    pricing = default_pricing()
+    cost = state.list_cost(pricing, now)
+    u = state.usage
+    spec = record.spec
+    budget = spec.get("max_list_cost")
+    return {
+        "id": record.id,
+        "type": "session",
+        "title": record.title,
+        "status": state.status,
+        "stop_reason": state.stop_type,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": (state.updated_at or record.created_at).isoformat(),
+        "agent": {
+            "name": spec["agent"].get("name", "agent"),
+            "model": {"id": record.model},
+            "system": spec["agent"].get("system", ""),
+            "tools": spec["agent"].get("tools", {}),
+        },
+        "sandbox": {"backend": record.sandbox, "isolation": record.isolation},
+        "workspace": record.workspace,
+        "usage": {
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cache_read_input_tokens": u.cache_read_input_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "list_cost": None if cost is None else str(cost),
+            "model_requests": u.requests,
+        },
+        "stats": {
+            "active_seconds": float(round(state.active_at(now), 3)),
+            "duration_seconds": float(round(state.duration_at(now), 3)),
+        },
+        "budget": {"type": "limit", "max_list_cost": budget} if budget else None,
+        "pending_approvals": sorted(state.pending_approvals),
+        "metadata": record.metadata,
+    }
+
+
+def print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def summary_rows(records: list[SessionRecord], now: datetime) -> list[list[str]]:
+    rows = []
+    for r in records:
+        s = r.state or SessionState(r.id, r.created_at)
+        cost = s.list_cost(default_pricing(), now)
+        rows.append(
+            [
+                short(r.id),
+                r.title[:34],
+                s.status,
+                s.stop_type or "",
+                r.sandbox,
+                str(s.usage.requests),
+                humanize.intcomma(s.usage.total_tokens),
+                format_usd(cost),
+                humanize.naturaldelta(float(s.active_at(now))),
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADER = ["id", "title", "status", "stop", "sandbox", "reqs", "tokens", "cost", "active"]
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+async def with_store(data_dir: Path, body: Callable[[Store], Awaitable[int]]) -> int:
+    store = await Store.open(db_path(data_dir))
+    try:
+        return await body(store)
+    finally:
+        await store.close()
+
+
+async def with_supervisor(
+    args: argparse.Namespace, body: Callable[[Supervisor], Awaitable[int]]
+) -> int:
+    data_dir = resolve_data_dir(args.data_dir)
+
+    async def run(store: Store) -> int:
+        supervisor = Supervisor(
+            store, data_dir, max_concurrent=args.max_concurrent, script_speed=args.speed
+        )
+        await supervisor.start()
+        for sid in supervisor.recovered:
+            print(
+                f"recovered {sid}: it was running when corral stopped; it is idle now",
+                file=sys.stderr,
+            )
+        try:
+            return await body(supervisor)
+        finally:
+            await supervisor.close()
+
+    return await with_store(data_dir, run)
+
+
+async def follow(
+    supervisor: Supervisor,
+    sub: Subscription,
+    session_ids: list[str],
+    *,
+    auto_approve_after: float | None,
+    quiet: bool = False,
+) -> list[SessionState]:
+    """Print each event as it becomes durable until every session is finished."""
+    titles = {}
+    for sid in session_ids:
+        titles[sid] = (await supervisor.store.get_session(sid)).title
+    waiting_hint: set[str] = set()
+    approvals: list[asyncio.Task[None]] = []
+
+    async def approve_later(sid: str, tool_use_id: str) -> None:
+        await asyncio.sleep(auto_approve_after or 0)
+        print(f"{'':9}{titles[sid][:22]:<22}      demo: approving {tool_use_id}")
+        await supervisor.confirm(sid, tool_use_id, True)
+
+    async def all_finished() -> bool:
+        states = [await supervisor.store.state(sid) for sid in session_ids]
+        return all(is_finished(s) for s in states)
+
+    while not await all_finished():
+        item = await sub.get()
+        if not isinstance(item, ev.Event) or item.session_id not in titles:
+            continue
+        if not quiet:
+            print(event_line(item, titles), flush=True)
+        if (
+            item.type == ev.STATUS_IDLE
+            and item.payload["stop_reason"]["type"] == ev.REQUIRES_ACTION
+        ):
+            for tool_use_id in item.payload["stop_reason"].get("event_ids", []):
+                if auto_approve_after is not None:
+                    print(
+                        f"{'':9}{titles[item.session_id][:22]:<22}      demo: approval needed;"
+                        f" approving in {auto_approve_after:g}s",
+                        flush=True,
+                    )
+                    approvals.append(
+                        asyncio.create_task(approve_later(item.session_id, tool_use_id))
+                    )
+                elif tool_use_id not in waiting_hint:
+                    waiting_hint.add(tool_use_id)
+                    print(
+                        f"waiting for approval: corral approve {item.session_id} {tool_use_id}"
+                        f"   (or: corral deny {item.session_id} {tool_use_id} --message WHY)",
+                        flush=True,
+                    )
+    for task in approvals:
+        await task
+    return [await supervisor.store.state(sid) for sid in session_ids]
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.headless:
+        raise UsageError(APP_NOT_BUILT)
+    paths = demo_specs()
+    if not paths:
+        raise UsageError(f"no demo specs found in {bundled_sessions_dir()}")
+    specs = [load_spec(p) for p in paths]  # all checked before any starts
+
+    async def body(supervisor: Supervisor) -> int:
+        with supervisor.bus.subscribe() as sub:
+            ids = [await supervisor.create_session(spec) for spec in specs]
+            print(f"demo: {len(ids)} sessions started in {supervisor.data_dir}", flush=True)
+            states = await follow(supervisor, sub, ids, auto_approve_after=args.approve_after)
+        records = [await supervisor.store.get_session(sid) for sid in ids]
+        print()
+        print_table(summary_rows(records, utc_now()), SUMMARY_HEADER)
+        ok = all(s.stop_type == ev.END_TURN for s in states)
+        return 0 if ok else 1
+
+    return await with_supervisor(args, body)
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        raise UsageError(APP_NOT_BUILT + " (add --headless)")
+    if args.spec and args.prompt:
+        raise UsageError("give a spec file or --prompt, not both")
+    if args.spec:
+        spec = load_spec(args.spec)
+        if args.model:
+            spec = spec.with_model(args.model)
+    elif args.prompt:
+        workspace = Path(args.workspace).resolve() if args.workspace else None
+        if workspace is not None and not workspace.is_dir():
+            raise UsageError(f"--workspace {args.workspace}: not a directory")
+        spec = ad_hoc_spec(
+            args.prompt,
+            model=args.model or "claude-sonnet-4-5",
+            workspace=workspace,
+            allow_all=args.allow_all,
+            backend=args.backend or "auto",
+        )
+    else:
+        raise UsageError("give a spec file (corral run SPEC.toml) or --prompt TEXT")
+
+    async def body(supervisor: Supervisor) -> int:
+        with supervisor.bus.subscribe() as sub:
+            sid = await supervisor.create_session(spec)
+            print(f"session {sid} started", flush=True)
+            (state,) = await follow(supervisor, sub, [sid], auto_approve_after=None)
+        record = await supervisor.store.get_session(sid)
+        print()
+        print_table(summary_rows([record], utc_now()), SUMMARY_HEADER)
+        return 0 if state.stop_type == ev.END_TURN else 1
+
+    return await with_supervisor(args, body)
+
+
+async def cmd_ls(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        records = await store.list_sessions()
+        now = utc_now()
+        if args.json:
+            print(json.dumps([session_json(r, now) for r in records], indent=2))
+        elif not records:
+            print("no sessions yet: try `corral demo --headless`")
+        else:
+            print_table(summary_rows(records, now), SUMMARY_HEADER)
+        return 0
+
+    return await with_store(resolve_data_dir(args.data_dir), body)
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        record = await store.get_session(args.session)
+        events = await store.events(record.id)
+        now = utc_now()
+        if args.json:
+            data = session_json(record, now)
+            if args.events:
+                data["events"] = [e.to_dict() for e in events]
+            print(json.dumps(data, indent=2, ensure_ascii=False))
+            return 0
+        info = session_json(record, now)
+        print(f"{record.id}  {record.title}")
+        print(f"  status     {info['status']} {info['stop_reason'] or ''}".rstrip())
+        print(f"  model      {record.model}")
+        print(f"  sandbox    {record.sandbox}: {record.isolation}")
+        print(f"  workspace  {record.workspace}")
+        usage = info["usage"]
+        print(
+            f"  usage      in {usage['input_tokens']} out {usage['output_tokens']} cache r/w"
+            f" {usage['cache_read_input_tokens']}/{usage['cache_creation_input_tokens']}"
+            f"  cost {format_usd(Decimal(usage['list_cost']) if usage['list_cost'] else None, 6)}"
+        )
+        for tool_use_id in info["pending_approvals"]:
+            print(f"  waiting    corral approve {record.id} {tool_use_id}")
+        if args.events:
+            for e in events:
+                print(f"  #{e.seq:<4} {e.id}  {e.type:<26} {describe(e, 90)}")
+        return 0
+
+    return await with_store(resolve_data_dir(args.data_dir), body)
+
+
+async def cmd_command(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:
+    """Send a command to the live corral if one runs here; else run the session ourselves."""
+    data_dir = resolve_data_dir(args.data_dir)
+
+    async def via_inbox(store: Store) -> int | None:
+        record = await store.get_session(args.session)
+        if await store.live_lease_pid() is None:
+            return None
+        if kind == "confirm":
+            state = await store.state(record.id)
+            if payload["tool_use_id"] not in state.pending_approvals:
+                raise UsageError(f"tool use {payload['tool_use_id']} is not waiting for approval")
+        await store.inbox_put(record.id, kind, payload)
+        print(f"sent {kind} to the running corral for {record.id}")
+        return 0
+
+    sent = await with_store(data_dir, via_inbox)  # type: ignore[arg-type]
+    if sent is not None:
+        return sent
+
+    async def body(supervisor: Supervisor) -> int:
+        record = await supervisor.store.get_session(args.session)
+        with supervisor.bus.subscribe() as sub:
+            await supervisor.apply_command(record.id, kind, payload)
+            if kind in ("pause", "interrupt", "cancel"):
+                return 0
+            (state,) = await follow(supervisor, sub, [record.id], auto_approve_after=None)
+        return 0 if state.stop_type in (ev.END_TURN, None) else 1
+
+    return await with_supervisor(args, body)
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corral",
+        description="Run long-lived AI agent sessions on your own machine.",
+    )
+    parser.add_argument(
+        "--data-dir", help="where the store lives (default: $CORRAL_HOME or the user data dir)"
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    def runner_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--headless", action="store_true", help="no terminal app: print events as lines"
+        )
+        p.add_argument("--max-concurrent", type=int, default=8, help="sessions working at once")
+        p.add_argument(
+            "--speed",
+            type=float,
+            default=1.0,
+            help="scale scripted models' latency (0 = no waiting)",
+        )
+
+    demo = sub.add_parser("demo", help="run the bundled offline demo sessions")
+    runner_options(demo)
+    demo.add_argument(
+        "--approve-after",
+        type=float,
+        default=DEMO_APPROVAL_PAUSE_S,
+        help="seconds the demo waits before approving a tool use",
+    )
+
+    run = sub.add_parser("run", help="start a session from a spec or a prompt")
+    run.add_argument("spec", nargs="?", help="a session spec (TOML)")
+    run.add_argument("--prompt", help="ad-hoc: the task for the agent")
+    run.add_argument("--workspace", help="ad-hoc: the directory to work in (used in place)")
+    run.add_argument("--model", help="model id: scripted:PATH or a claude-… id")
+    run.add_argument(
+        "--allow-all", action="store_true", help="ad-hoc: run every tool without asking"
+    )
+    run.add_argument(
+        "--backend", choices=["auto", "local", "docker"], help="ad-hoc: sandbox backend"
+    )
+    runner_options(run)
+
+    ls = sub.add_parser("ls", help="list sessions")
+    ls.add_argument("--json", action="store_true")
+
+    show = sub.add_parser("show", help="show one session")
+    show.add_argument("session")
+    show.add_argument("--events", action="store_true", help="list its events")
+    show.add_argument("--json", action="store_true")
+
+    for name, help_text in (
+        ("approve", "allow a tool use waiting for approval"),
+        ("deny", "deny it"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("session")
+        p.add_argument("tool_use_id")
+        if name == "deny":
+            p.add_argument("--message", help="tell the agent why")
+        runner_options(p)
+
+    send = sub.add_parser("send", help="send a user message (resumes an idle session)")
+    send.add_argument("session")
+    send.add_argument("text")
+    runner_options(send)
+
+    for name, help_text in (
+        ("pause", "pause at the next step"),
+        ("resume", "resume a paused or interrupted session"),
+        ("interrupt", "stop the current step"),
+        ("cancel", "terminate the session"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("session")
+        runner_options(p)
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> Awaitable[int]:
+    match args.command:
+        case "demo":
+            return cmd_demo(args)
+        case "run":
+            return cmd_run(args)
+        case "ls":
+            return cmd_ls(args)
+        case "show":
+            return cmd_show(args)
+        case "approve":
+            return cmd_command(
+                args, "confirm", {"tool_use_id": args.tool_use_id, "result": "allow"}
+            )
+        case "deny":
+            return cmd_command(
+                args,
+                "confirm",
+                {"tool_use_id": args.tool_use_id, "result": "deny", "message": args.message},
+            )
+        case "send":
+            return cmd_command(args, "message", {"text": args.text})
+        case "pause" | "resume" | "interrupt" | "cancel":
+            return cmd_command(args, args.command, {})
+    raise UsageError(APP_NOT_BUILT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(dispatch(args))
+    except CorralError as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error of ours.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("corral: stopped; running sessions were left idle and resumable", file=sys.stderr)
+        return 130

@@ -1,0 +1,131 @@
+"""The scripted provider: replays a TOML script of turns, deterministic and offline.
+
+The turn played is chosen by how many assistant turns the conversation already
+has, so a resumed or rewound session replays from the right place without any
+state of its own.
+
+    price_as = "claude-sonnet-4-5"      # priced as this model
+    [[turns]]
+    latency_ms = 1200                   # simulated time to stream the turn
+    thinking = "..."                    # optional
+    text = "Let me run the tests."
+    usage = { input_tokens = 1800, output_tokens = 60, cache_read_input_tokens = 0 }
+    [[turns.tool_uses]]
+    name = "bash"
+    input = { command = "python -m unittest" }
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui.core.errors import SpecError
+from tui.core.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
+from tui.core.state import USAGE_FIELDS
+
+DEFAULT_PRICE_AS = "claude-sonnet-4-5"
+CHUNK = 12  # characters per streamed delta
+
+
+@dataclass(frozen=True)
+class ScriptTurn:
+    text: str
+    thinking: str
+    tool_calls: tuple[ToolCall, ...]
+    latency_ms: int
+    usage: dict[str, int]
+
+
+class ScriptedProvider:
+    def __init__(self, path: Path, turns: list[ScriptTurn], price_as: str, speed: float) -> None:
+        self.path = path
+        self.turns = turns
+        self.model_id = f"scripted:{path}"
+        self.price_model = price_as
+        self.speed = speed
+
+    @classmethod
+    def load(cls, path: str | Path, *, speed: float = 1.0) -> ScriptedProvider:
+        path = Path(path)
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except OSError as exc:
+            raise SpecError(source, "", f"cannot read script: {exc.strerror or exc}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(source, "", f"invalid script TOML: {exc}") from None
+        unknown = set(data) - {"price_as", "turns", "title"}
+        if unknown:
+            raise SpecError(source, sorted(unknown)[0], "unknown key (expected price_as, turns)")
+        turns_data = data.get("turns")
+        if not isinstance(turns_data, list) or not turns_data:
+            raise SpecError(source, "turns", "a script needs at least one [[turns]] table")
+        turns = [_parse_turn(source, i, t) for i, t in enumerate(turns_data)]
+        price_as = data.get("price_as", DEFAULT_PRICE_AS)
+        if not isinstance(price_as, str):
+            raise SpecError(source, "price_as", "must be a model id string")
+        return cls(path, turns, price_as, speed)
+
+    async def complete(self, request: ModelRequest, on_delta: DeltaSink) -> ModelResponse:
+        index = sum(1 for m in request.messages if m["role"] == "assistant")
+        if index >= len(self.turns):
+            turn = ScriptTurn("(the script has no more turns)", "", (), 0, {})
+        else:
+            turn = self.turns[index]
+        pieces = [
+            ("thinking", turn.thinking[i : i + CHUNK]) for i in range(0, len(turn.thinking), CHUNK)
+        ]
+        pieces += [("text", turn.text[i : i + CHUNK]) for i in range(0, len(turn.text), CHUNK)]
+        delay = turn.latency_ms / 1000 * self.speed / max(1, len(pieces))
+        for kind, piece in pieces:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            on_delta(kind, piece)
+        if not pieces and turn.latency_ms and self.speed:
+            await asyncio.sleep(turn.latency_ms / 1000 * self.speed)
+        usage = {name: int(turn.usage.get(name, 0)) for name in USAGE_FIELDS}
+        if not turn.usage:
+            # A script without counts still costs something plausible and deterministic.
+            usage["input_tokens"] = 200 + sum(len(str(m["content"])) for m in request.messages) // 4
+            usage["output_tokens"] = max(1, (len(turn.text) + len(turn.thinking)) // 4)
+        return ModelResponse(
+            text=turn.text,
+            thinking=turn.thinking,
+            tool_calls=list(turn.tool_calls),
+            stop_reason="tool_use" if turn.tool_calls else "end_turn",
+            usage=usage,
+        )
+
+
+def _parse_turn(source: str, index: int, data: Any) -> ScriptTurn:
+    key = f"turns[{index}]"
+    if not isinstance(data, dict):
+        raise SpecError(source, key, "must be a table")
+    unknown = set(data) - {"text", "thinking", "tool_uses", "latency_ms", "usage"}
+    if unknown:
+        raise SpecError(source, f"{key}.{sorted(unknown)[0]}", "unknown key")
+    calls = []
+    for j, call in enumerate(data.get("tool_uses", [])):
+        if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+            raise SpecError(source, f"{key}.tool_uses[{j}]", "needs a `name` string")
+        if not isinstance(call.get("input", {}), dict):
+            raise SpecError(source, f"{key}.tool_uses[{j}].input", "must be a table")
+        calls.append(ToolCall(call["name"], dict(call.get("input", {}))))
+    usage = data.get("usage", {})
+    if not isinstance(usage, dict) or any(
+        k not in USAGE_FIELDS or not isinstance(v, int) or v < 0 for k, v in usage.items()
+    ):
+        raise SpecError(
+            source, f"{key}.usage", f"token counts must be integers ≥ 0 for {USAGE_FIELDS}"
+        )
+    latency = data.get("latency_ms", 0)
+    if not isinstance(latency, int) or latency < 0:
+        raise SpecError(source, f"{key}.latency_ms", "must be an integer ≥ 0")
+    text, thinking = data.get("text", ""), data.get("thinking", "")
+    if not isinstance(text, str) or not isinstance(thinking, str):
+        raise SpecError(source, key, "text and thinking must be strings")
+    return ScriptTurn(text, thinking, tuple(calls), latency, dict(usage))

@@ -1,0 +1,211 @@
+"""The local sandbox: one persistent bash per session, in the session's workspace.
+
+Uses bubblewrap when it is installed and works here (read-only host, writable
+workspace and /tmp, no network unless allowed); otherwise a plain subprocess
+whose working directory is the workspace. ``isolation`` says which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from tui.core.errors import SandboxError
+from tui.core.sandboxes.base import BashResult
+from tui.core.tools.output import OUTPUT_LIMIT, CappedBuffer
+
+# Only these reach the agent's shell: never an API key or other secret of the host's.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+KILL_GRACE_S = 2.0
+
+
+@cache
+def bubblewrap_works() -> bool:
+    """True when ``bwrap`` is installed and can make a sandbox on this machine."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return False
+    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-all", "--", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+class LocalSandbox:
+    backend = "local"
+
+    def __init__(self, workspace: Path, *, network: bool = False, bubblewrap: bool | None = None):
+        self.workspace = workspace.resolve()
+        self.network = network
+        self.use_bwrap = bubblewrap_works() if bubblewrap is None else bubblewrap
+        self.isolation = (
+            "bubblewrap (read-only host, private /tmp" + (")" if network else ", no network)")
+            if self.use_bwrap
+            else "none (subprocess in the workspace; install bubblewrap to confine it)"
+        )
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+
+    def _argv(self) -> list[str]:
+        shell = ["bash", "--noprofile", "--norc"]
+        if not self.use_bwrap:
+            return shell
+        ws = str(self.workspace)
+        argv = ["bwrap", "--die-with-parent", "--unshare-all"]
+        if self.network:
+            argv.append("--share-net")
+        argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for private in ("/root", "/home", "/run", "/var/tmp"):
+            if Path(private).exists():
+                argv += ["--tmpfs", private]
+        argv += ["--bind", ws, ws, "--chdir", ws, "--"]
+        return argv + shell
+
+    async def start(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            return
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        env.update(HOME=str(self.workspace), TERM="dumb", PS1="", CORRAL_SANDBOX="local")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._argv(),
+                cwd=self.workspace,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start a shell in {self.workspace}: {exc}") from None
+
+    async def bash(self, command: str, timeout_s: float) -> BashResult:
+        async with self._lock:
+            await self.start()
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            nonce = secrets.token_hex(8)
+            marker = f"\n__corral_done_{nonce}__ ".encode()
+            # The command reads /dev/null, not the shell's pipe, so it cannot eat the
+            # lines that follow; the marker carries the exit status back.
+            script = (
+                f"{{\n{command}\n}} </dev/null 2>&1\nprintf '\\n__corral_done_{nonce}__ %d\\n' $?\n"
+            )
+            try:
+                proc.stdin.write(script.encode())
+                await proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                await self._discard()
+                return BashResult("", None, note="the shell had died; it was restarted, run again")
+            buffer = CappedBuffer(OUTPUT_LIMIT)
+            try:
+                exit_code = await asyncio.wait_for(
+                    self._read_until(proc, marker, buffer), timeout_s
+                )
+            except TimeoutError:
+                note = await self._kill_running_command(proc, marker)
+                return BashResult(buffer.text(), None, timed_out=True, note=note)
+            except asyncio.CancelledError:
+                # An interrupt: stop the command too, or it would run on unseen.
+                await asyncio.shield(self._kill_running_command(proc, marker))
+                raise
+            if exit_code is None:
+                await self._discard()
+                return BashResult(
+                    buffer.text(), None, note="the shell exited; a new one starts next call"
+                )
+            return BashResult(buffer.text(), exit_code)
+
+    async def _read_until(
+        self, proc: asyncio.subprocess.Process, marker: bytes, buffer: CappedBuffer
+    ) -> int | None:
+        assert proc.stdout is not None
+        pending = b""
+        while True:
+            chunk = await proc.stdout.read(65536)
+            if not chunk:
+                buffer.feed(pending)
+                return None
+            pending += chunk
+            at = pending.find(marker)
+            if at >= 0:
+                rest = pending[at + len(marker) :]
+                while b"\n" not in rest:
+                    more = await proc.stdout.read(64)
+                    if not more:
+                        break
+                    rest += more
+                buffer.feed(pending[:at])
+                try:
+                    return int(rest.split(b"\n", 1)[0])
+                except ValueError:
+                    return None
+            # Keep back enough bytes that a marker split across reads is still found.
+            keep = len(marker) + 16
+            if len(pending) > keep:
+                buffer.feed(pending[:-keep])
+                pending = pending[-keep:]
+
+    async def _kill_running_command(self, proc: asyncio.subprocess.Process, marker: bytes) -> str:
+        """Kill what the shell is running, keeping the shell (and its cwd and env) if it answers."""
+        for pid in _descendants(self._shell_pid(proc.pid)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(self._read_until(proc, marker, CappedBuffer(0)), KILL_GRACE_S)
+            return "timed out: the command was killed; the shell kept its state"
+        except TimeoutError:
+            await self._discard()
+            return "timed out: the shell was restarted (cwd and environment reset)"
+
+    def _shell_pid(self, root: int) -> int:
+        """The bash inside: the process itself, or under bubblewrap the first bash below it."""
+        if not self.use_bwrap:
+            return root
+        for pid in reversed(_descendants(root)):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "bash":
+                    return pid
+        return root
+
+    async def restart(self) -> None:
+        async with self._lock:
+            await self._discard()
+            await self.start()
+
+    async def _discard(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+    async def close(self) -> None:
+        await self._discard()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, deepest first, read from /proc."""
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        children: list[int] = []
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    children += [int(c) for c in f.read().split()]
+        found.extend(children)
+        stack.extend(children)
+    return list(reversed(found))

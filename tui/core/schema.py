@@ -1,0 +1,63 @@
+"""The store's schema, as numbered migrations applied in order (PRAGMA user_version)."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: sessions, the append-only event log, the usage projection, the inbox, the lease.
+    """
+    CREATE TABLE sessions (
+        id          TEXT PRIMARY KEY,
+        title       TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        spec        TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        sandbox     TEXT NOT NULL DEFAULT '',
+        isolation   TEXT NOT NULL DEFAULT '',
+        workspace   TEXT NOT NULL,
+        metadata    TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE events (
+        session_id   TEXT NOT NULL REFERENCES sessions(id),
+        seq          INTEGER NOT NULL,
+        id           TEXT NOT NULL UNIQUE,
+        type         TEXT NOT NULL,
+        processed_at TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    -- A projection of the fold in state.py, rewritten in the same transaction as
+    -- the events it reflects, rebuildable from the log at any time.
+    CREATE TABLE usage (
+        session_id     TEXT PRIMARY KEY REFERENCES sessions(id),
+        status         TEXT NOT NULL,
+        stop_reason    TEXT,
+        input_tokens   INTEGER NOT NULL,
+        output_tokens  INTEGER NOT NULL,
+        cache_read_input_tokens      INTEGER NOT NULL,
+        cache_creation_input_tokens  INTEGER NOT NULL,
+        requests       INTEGER NOT NULL,
+        model_cost     TEXT NOT NULL,
+        cost_known     INTEGER NOT NULL,
+        active_seconds TEXT NOT NULL,
+        running_since  TEXT,
+        last_seq       INTEGER NOT NULL,
+        updated_at     TEXT NOT NULL
+    );
+    -- Commands from other processes (corral approve/deny) for the live supervisor.
+    CREATE TABLE inbox (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    -- Which process runs sessions on this data dir, and when it last said so.
+    CREATE TABLE lease (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        pid       INTEGER NOT NULL,
+        heartbeat REAL NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,362 @@
+"""Session specs: TOML files naming an agent, an environment, a workspace and a task.
+
+Every key is checked: a malformed spec is refused with one line naming the file,
+the key and the problem, before anything starts.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from tui.core.errors import SpecError
+
+TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep")
+POLICIES = ("always_allow", "always_ask")
+BACKENDS = ("auto", "local", "docker")
+NETWORKING = ("none", "unrestricted", "limited")
+WORKSPACE_MODES = ("copy", "in_place")
+
+
+@dataclass(frozen=True)
+class ToolConfig:
+    enabled: bool = True
+    permission_policy: str = "always_allow"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    model: str
+    name: str = "agent"
+    system: str = ""
+    tools: dict[str, ToolConfig] = field(default_factory=dict)
+
+    def tool(self, name: str) -> ToolConfig | None:
+        """The config for ``name``; None for a tool corral does not have."""
+        return self.tools.get(name) if name in TOOL_NAMES else None
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpus: float = 1.0
+    memory_mb: int = 1024
+    pids: int = 256
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    backend: str = "auto"
+    image: str = "corral-python:latest"
+    networking: str = "none"
+    allowed_hosts: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    pip: tuple[str, ...] = ()
+    apt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    source: Path | None = None
+    mode: str = "copy"
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    title: str
+    agent: AgentSpec
+    environment: EnvironmentSpec = field(default_factory=EnvironmentSpec)
+    workspace: WorkspaceSpec = field(default_factory=WorkspaceSpec)
+    messages: tuple[str, ...] = ()
+    description: str = ""
+    max_list_cost: Decimal | None = None
+    path: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe copy for the store (paths and money as strings)."""
+        data = asdict(self)
+        data["path"] = str(self.path) if self.path else None
+        data["workspace"]["source"] = str(self.workspace.source) if self.workspace.source else None
+        data["max_list_cost"] = str(self.max_list_cost) if self.max_list_cost is not None else None
+        return data
+
+    def with_model(self, model: str) -> SessionSpec:
+        from dataclasses import replace
+
+        return replace(self, agent=replace(self.agent, model=model))
+
+
+def default_tools(*, allow_all: bool) -> dict[str, ToolConfig]:
+    """The six tools; without ``allow_all``, the ones that change things ask first."""
+    asks = () if allow_all else ("bash", "write", "edit")
+    return {
+        name: ToolConfig(True, "always_ask" if name in asks else "always_allow")
+        for name in TOOL_NAMES
+    }
+
+
+def ad_hoc_spec(
+    prompt: str, *, model: str, workspace: Path | None, allow_all: bool, backend: str = "auto"
+) -> SessionSpec:
+    title = prompt.strip().splitlines()[0][:60] if prompt.strip() else "ad-hoc session"
+    return SessionSpec(
+        title=title,
+        agent=AgentSpec(model=model, tools=default_tools(allow_all=allow_all)),
+        environment=EnvironmentSpec(backend=backend),
+        workspace=WorkspaceSpec(workspace, "in_place") if workspace else WorkspaceSpec(),
+        messages=(prompt,),
+    )
+
+
+class _Reader:
+    """Walks a parsed TOML table, checking keys and types, naming the key in errors."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> SpecError:
+        return SpecError(self.source, key, problem)
+
+    def table(self, data: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(key, f"must be a table, got {type(data).__name__}")
+        for name in data:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else name
+                raise self.fail(
+                    where, f"unknown key (expected one of: {', '.join(sorted(allowed))})"
+                )
+        return data
+
+    def get(
+        self, data: dict[str, Any], key: str, name: str, kind: type | tuple, default: Any
+    ) -> Any:
+        if name not in data:
+            return default
+        value = data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise self.fail(
+                self._where(key, name), f"must be {expected}, got {type(value).__name__}"
+            )
+        return value
+
+    def choice(
+        self, data: dict[str, Any], key: str, name: str, options: tuple, default: str
+    ) -> str:
+        value = self.get(data, key, name, str, default)
+        if value not in options:
+            raise self.fail(self._where(key, name), f"{value!r} is not one of {', '.join(options)}")
+        return value
+
+    def strings(self, data: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
+        value = self.get(data, key, name, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self.fail(self._where(key, name), "must be a list of strings")
+        return tuple(value)
+
+    @staticmethod
+    def _where(key: str, name: str) -> str:
+        return f"{key}.{name}" if key else name
+
+
+def load_spec(path: Path | str) -> SessionSpec:
+    path = Path(path)
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(source, "", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(source, "", f"invalid TOML: {exc}") from None
+    return parse_spec(data, source=source, base=path.parent.resolve(), path=path.resolve())
+
+
+def parse_spec(
+    data: dict[str, Any], *, source: str, base: Path, path: Path | None = None
+) -> SessionSpec:
+    r = _Reader(source)
+    top = r.table(
+        data,
+        "",
+        {
+            "title",
+            "description",
+            "agent",
+            "environment",
+            "workspace",
+            "messages",
+            "prompt",
+            "budget",
+        },
+    )
+    title = r.get(top, "", "title", str, "")
+    if not title.strip():
+        raise r.fail("title", "is required and must not be empty")
+    if "agent" not in top:
+        raise r.fail("agent", "is required (a table with at least `model`)")
+
+    agent = _parse_agent(r, top["agent"], base)
+    environment = _parse_environment(r, top.get("environment", {}))
+    workspace = _parse_workspace(r, top.get("workspace", {}), base)
+
+    messages = list(r.strings(top, "", "messages"))
+    prompt = r.get(top, "", "prompt", str, None)
+    if prompt is not None:
+        messages.insert(0, prompt)
+    if not messages or not all(m.strip() for m in messages):
+        raise r.fail(
+            "messages", "at least one non-empty user message (`prompt` or `messages`) is required"
+        )
+
+    budget = r.table(top.get("budget", {}), "budget", {"max_list_cost"})
+    max_cost = None
+    if "max_list_cost" in budget:
+        max_cost = parse_money(budget["max_list_cost"], source, "budget.max_list_cost")
+
+    return SessionSpec(
+        title=title.strip(),
+        description=r.get(top, "", "description", str, "").strip(),
+        agent=agent,
+        environment=environment,
+        workspace=workspace,
+        messages=tuple(messages),
+        max_list_cost=max_cost,
+        path=path,
+    )
+
+
+def parse_money(value: Any, source: str, key: str) -> Decimal:
+    """USD as a string ("0.50") or an integer; floats are refused so no rounding sneaks in."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise SpecError(source, key, 'must be a decimal string such as "0.50" (USD)')
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise SpecError(source, key, f"{value!r} is not a decimal amount") from None
+    if not amount.is_finite() or amount < 0:
+        raise SpecError(source, key, "must be a non-negative amount")
+    return amount
+
+
+def _parse_agent(r: _Reader, data: Any, base: Path) -> AgentSpec:
+    agent = r.table(data, "agent", {"model", "name", "system", "tools"})
+    model = r.get(agent, "agent", "model", str, "")
+    if not model.strip():
+        raise r.fail(
+            "agent.model", 'is required (e.g. "scripted:script.toml" or a Claude model id)'
+        )
+    if model.startswith("scripted:"):
+        script = Path(model.removeprefix("scripted:"))
+        script = script if script.is_absolute() else (base / script)
+        if not script.is_file():
+            raise r.fail("agent.model", f"script file not found: {script}")
+        model = f"scripted:{script.resolve()}"
+
+    tools_data = r.table(agent.get("tools", {}), "agent.tools", {"default", *TOOL_NAMES})
+    default = _parse_tool(r, tools_data.get("default", {}), "agent.tools.default", ToolConfig())
+    tools = {
+        name: _parse_tool(r, tools_data.get(name, {}), f"agent.tools.{name}", default)
+        for name in TOOL_NAMES
+    }
+    return AgentSpec(
+        model=model,
+        name=r.get(agent, "agent", "name", str, "agent"),
+        system=r.get(agent, "agent", "system", str, ""),
+        tools=tools,
+    )
+
+
+def _parse_tool(r: _Reader, data: Any, key: str, default: ToolConfig) -> ToolConfig:
+    tool = r.table(data, key, {"enabled", "permission_policy"})
+    return ToolConfig(
+        enabled=r.get(tool, key, "enabled", bool, default.enabled),
+        permission_policy=r.choice(
+            tool, key, "permission_policy", POLICIES, default.permission_policy
+        ),
+    )
+
+
+def _parse_environment(r: _Reader, data: Any) -> EnvironmentSpec:
+    key = "environment"
+    env = r.table(
+        data, key, {"backend", "image", "networking", "allowed_hosts", "limits", "packages"}
+    )
+    limits_data = r.table(
+        env.get("limits", {}), "environment.limits", {"cpus", "memory_mb", "pids"}
+    )
+    limits = Limits(
+        cpus=r.get(limits_data, "environment.limits", "cpus", float, Limits.cpus),
+        memory_mb=r.get(limits_data, "environment.limits", "memory_mb", int, Limits.memory_mb),
+        pids=r.get(limits_data, "environment.limits", "pids", int, Limits.pids),
+    )
+    if limits.cpus <= 0 or limits.memory_mb < 16 or limits.pids < 8:
+        raise r.fail("environment.limits", "cpus must be > 0, memory_mb ≥ 16 and pids ≥ 8")
+    packages = r.table(env.get("packages", {}), "environment.packages", {"pip", "apt"})
+    networking = r.choice(env, key, "networking", NETWORKING, "none")
+    hosts = r.strings(env, key, "allowed_hosts")
+    if hosts and networking != "limited":
+        raise r.fail("environment.allowed_hosts", 'only applies with networking = "limited"')
+    return EnvironmentSpec(
+        backend=r.choice(env, key, "backend", BACKENDS, "auto"),
+        image=r.get(env, key, "image", str, EnvironmentSpec.image),
+        networking=networking,
+        allowed_hosts=hosts,
+        limits=limits,
+        pip=r.strings(packages, "environment.packages", "pip"),
+        apt=r.strings(packages, "environment.packages", "apt"),
+    )
+
+
+def _parse_workspace(r: _Reader, data: Any, base: Path) -> WorkspaceSpec:
+    ws = r.table(data, "workspace", {"source", "mode"})
+    source = r.get(ws, "workspace", "source", str, None)
+    path = None
+    if source is not None:
+        path = Path(source).expanduser()
+        path = (path if path.is_absolute() else base / path).resolve()
+        if not path.is_dir():
+            raise r.fail("workspace.source", f"not a directory: {path}")
+    return WorkspaceSpec(
+        source=path, mode=r.choice(ws, "workspace", "mode", WORKSPACE_MODES, "copy")
+    )
+
+
+def spec_from_json(data: dict[str, Any]) -> SessionSpec:
+    """Rebuild a spec the store saved with ``to_json`` (trusted: corral wrote it)."""
+    agent = data["agent"]
+    env = data["environment"]
+    ws = data["workspace"]
+    return SessionSpec(
+        title=data["title"],
+        description=data.get("description", ""),
+        agent=AgentSpec(
+            model=agent["model"],
+            name=agent.get("name", "agent"),
+            system=agent.get("system", ""),
+            tools={k: ToolConfig(**v) for k, v in agent["tools"].items()},
+        ),
+        environment=EnvironmentSpec(
+            backend=env["backend"],
+            image=env["image"],
+            networking=env["networking"],
+            allowed_hosts=tuple(env["allowed_hosts"]),
+            limits=Limits(**env["limits"]),
+            pip=tuple(env.get("pip", ())),
+            apt=tuple(env.get("apt", ())),
+        ),
+        workspace=WorkspaceSpec(Path(ws["source"]) if ws["source"] else None, ws["mode"]),
+        messages=tuple(data["messages"]),
+        max_list_cost=Decimal(data["max_list_cost"]) if data.get("max_list_cost") else None,
+        path=Path(data["path"]) if data.get("path") else None,
+    )

@@ -1,0 +1,487 @@
+"""The local store: one SQLite file (WAL) that the user owns.
+
+One aiosqlite connection, owned here; nothing else issues SQL. Every write goes
+through one writer task that drains its queue and commits the whole group in one
+transaction, then publishes the group's events on the bus: an event is durable
+before anyone hears of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from tui.core.bus import EventBus
+from tui.core.errors import NotFoundError, StoreBusyError, StoreError
+from tui.core.events import Event
+from tui.core.ids import parse_time, utc_now
+from tui.core.schema import MIGRATIONS, SCHEMA_VERSION
+from tui.core.state import SessionState, Usage
+
+LEASE_STALE_SECONDS = 10.0
+MAX_GROUP = 4096  # events per transaction; bounds the latency a huge burst can add
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    title: str
+    created_at: datetime
+    spec: dict[str, Any]
+    model: str
+    workspace: str
+    sandbox: str = ""
+    isolation: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    state: SessionState | None = None
+
+
+@dataclass
+class _Append:
+    events: list[Event]
+    future: asyncio.Future[list[Event]]
+
+
+@dataclass
+class _Op:
+    """Any other write, run inside the writer's next transaction."""
+
+    fn: Callable[[aiosqlite.Connection], Coroutine[Any, Any, Any]]
+    future: asyncio.Future[Any]
+
+
+_STOP = object()
+
+
+class Store:
+    def __init__(self, path: Path, db: aiosqlite.Connection, bus: EventBus) -> None:
+        self.path = path
+        self.bus = bus
+        self._db = db
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._next_seq: dict[str, int] = {}
+        self._states: dict[str, SessionState] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed: lets tests see that writes are grouped
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, bus: EventBus | None = None) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}") from None
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; only a power cut can
+            # lose the last commits. That trade is what makes grouping cheap.
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await _migrate(db, path)
+        except (sqlite3.Error, StoreError) as exc:
+            await db.close()  # its thread would otherwise keep the process alive
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"{path}: cannot open the store: {exc}") from None
+        store = cls(path, db, bus or EventBus())
+        store._writer = asyncio.create_task(store._write_loop(), name="corral-store-writer")
+        return store
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put_nowait(_STOP)
+            await self._writer
+            self._writer = None
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    # -- writes --------------------------------------------------------------------
+
+    def submit(self, events: list[Event]) -> asyncio.Future[list[Event]]:
+        """Queue events for the next group commit; the future gives them with their ``seq``."""
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Append(events, future))
+        return future
+
+    async def append(self, *events: Event) -> list[Event]:
+        """Append events and return once they are committed and published."""
+        if self._writer is None or self._writer.done():
+            raise StoreError("the store is closed")
+        return await self.submit(list(events))
+
+    async def _write(self, fn: Callable[[aiosqlite.Connection], Coroutine[Any, Any, Any]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Op(fn, future))
+        return await future
+
+    async def create_session(self, record: SessionRecord) -> None:
+        async def insert(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO sessions (id, title, created_at, spec, model, sandbox, isolation,"
+                " workspace, metadata) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.title,
+                    record.created_at.isoformat(),
+                    json.dumps(record.spec),
+                    record.model,
+                    record.sandbox,
+                    record.isolation,
+                    record.workspace,
+                    json.dumps(record.metadata),
+                ),
+            )
+            state = SessionState(session_id=record.id, created_at=record.created_at)
+            self._states[record.id] = state
+            self._next_seq[record.id] = 1
+            await db.execute(_UPSERT_USAGE, _usage_row(state))
+
+        await self._write(insert)
+
+    async def set_sandbox(self, session_id: str, sandbox: str, isolation: str) -> None:
+        async def update(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE sessions SET sandbox=?, isolation=? WHERE id=?",
+                (sandbox, isolation, session_id),
+            )
+
+        await self._write(update)
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if item is _STOP:
+                break
+            group = [item]
+            size = len(item.events) if isinstance(item, _Append) else 1
+            while size < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                group.append(item)
+                size += len(item.events) if isinstance(item, _Append) else 1
+            await self._commit_group(group)
+
+    async def _commit_group(self, group: list[Any]) -> None:
+        db = self._db
+        results: list[tuple[asyncio.Future[Any], Any]] = []
+        published: list[Event] = []
+        touched: dict[str, SessionState] = {}
+        seq_before = dict(self._next_seq)
+        try:
+            await db.execute("BEGIN")
+            rows = []
+            for item in group:
+                if isinstance(item, _Op):
+                    results.append((item.future, await item.fn(db)))
+                    continue
+                stamped = []
+                for event in item.events:
+                    state = await self._state_for(event.session_id)
+                    seq = self._next_seq[event.session_id]
+                    self._next_seq[event.session_id] = seq + 1
+                    event = event.with_seq(seq)
+                    stamped.append(event)
+                    rows.append(
+                        (
+                            event.session_id,
+                            seq,
+                            event.id,
+                            event.type,
+                            event.processed_at.isoformat(),
+                            event.payload_json(),
+                        )
+                    )
+                    state.apply(event)
+                    touched[event.session_id] = state
+                results.append((item.future, stamped))
+                published.extend(stamped)
+                if rows and len(rows) >= 512:
+                    await db.executemany(_INSERT_EVENT, rows)
+                    rows = []
+            if rows:
+                await db.executemany(_INSERT_EVENT, rows)
+            if touched:
+                await db.executemany(_UPSERT_USAGE, [_usage_row(s) for s in touched.values()])
+            await db.commit()
+            self.commits += 1
+        except Exception as exc:
+            await _rollback(db)
+            # The in-memory fold and counters ran ahead of a transaction that did not
+            # land: forget them so they are rebuilt from what the log really holds.
+            self._next_seq = seq_before
+            for session_id in touched:
+                self._states.pop(session_id, None)
+                self._next_seq.pop(session_id, None)
+            error = exc if isinstance(exc, StoreError) else StoreError(f"store write failed: {exc}")
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            return
+        self.bus.publish(published)
+        for future, value in results:
+            if not future.done():
+                future.set_result(value)
+
+    async def _state_for(self, session_id: str) -> SessionState:
+        """The fold for a session, rebuilt from its events the first time it is touched."""
+        state = self._states.get(session_id)
+        if state is not None:
+            return state
+        async with self._db.execute(
+            "SELECT created_at FROM sessions WHERE id=?", (session_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFoundError(f"no session {session_id}")
+        state = SessionState(session_id=session_id, created_at=parse_time(row[0]))
+        for event in await self.events(session_id):
+            state.apply(event)
+        self._states[session_id] = state
+        self._next_seq[session_id] = state.last_seq + 1
+        return state
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def state(self, session_id: str) -> SessionState:
+        """The live fold of a session, current as of the last committed event."""
+        state = self._states.get(session_id)
+        if state is not None:
+            return state
+
+        async def load(db: aiosqlite.Connection) -> SessionState:
+            return await self._state_for(session_id)
+
+        return await self._write(load)
+
+    async def events(
+        self, session_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        sql = (
+            "SELECT seq, id, type, processed_at, payload FROM events"
+            " WHERE session_id=? AND seq>? ORDER BY seq"
+        )
+        params: tuple[Any, ...] = (session_id, after_seq)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        async with self._db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [Event.from_row(session_id, *row) for row in rows]
+
+    async def get_session(self, session_id: str) -> SessionRecord:
+        records = await self._sessions(
+            "WHERE s.id = ? OR s.id LIKE ?", (session_id, f"{session_id}%")
+        )
+        exact = [r for r in records if r.id == session_id]
+        if exact:
+            return exact[0]
+        if len(records) == 1:
+            return records[0]
+        if not records:
+            raise NotFoundError(f"no session {session_id!r} (see `corral ls`)")
+        raise NotFoundError(f"{session_id!r} matches {len(records)} sessions; give more of the id")
+
+    async def list_sessions(self) -> list[SessionRecord]:
+        return await self._sessions("", ())
+
+    async def _sessions(self, where: str, params: tuple[Any, ...]) -> list[SessionRecord]:
+        sql = (
+            "SELECT s.id, s.title, s.created_at, s.spec, s.model, s.sandbox, s.isolation,"
+            " s.workspace, s.metadata, u.status, u.stop_reason, u.input_tokens, u.output_tokens,"
+            " u.cache_read_input_tokens, u.cache_creation_input_tokens, u.requests, u.model_cost,"
+            " u.cost_known, u.active_seconds, u.running_since, u.last_seq, u.updated_at"
+            f" FROM sessions s JOIN usage u ON u.session_id = s.id {where} ORDER BY s.id"
+        )
+        async with self._db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [_record_from_row(row) for row in rows]
+
+    # -- inbox and lease -------------------------------------------------------------
+
+    async def inbox_put(self, session_id: str, kind: str, payload: dict[str, Any]) -> None:
+        async def insert(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO inbox (session_id, kind, payload, created_at) VALUES (?,?,?,?)",
+                (session_id, kind, json.dumps(payload), utc_now().isoformat()),
+            )
+
+        await self._write(insert)
+
+    async def inbox_take(self) -> list[tuple[str, str, dict[str, Any]]]:
+        async def take(db: aiosqlite.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+            async with db.execute(
+                "SELECT id, session_id, kind, payload FROM inbox ORDER BY id"
+            ) as c:
+                rows = await c.fetchall()
+            if rows:
+                await db.execute("DELETE FROM inbox WHERE id <= ?", (rows[-1][0],))
+            return [(r[1], r[2], json.loads(r[3])) for r in rows]
+
+        return await self._write(take)
+
+    async def claim_lease(self) -> None:
+        """Become the one process that runs sessions on this data dir, or say who is."""
+
+        async def claim(db: aiosqlite.Connection) -> None:
+            async with db.execute("SELECT pid, heartbeat FROM lease WHERE id=1") as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[0] != os.getpid() and lease_is_live(row[0], row[1]):
+                raise StoreBusyError(
+                    f"another corral (pid {row[0]}) is running sessions on {self.path.parent}"
+                )
+            await db.execute(
+                "INSERT OR REPLACE INTO lease (id, pid, heartbeat) VALUES (1, ?, ?)",
+                (os.getpid(), time.time()),
+            )
+
+        await self._write(claim)
+
+    async def heartbeat(self) -> None:
+        async def beat(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE lease SET heartbeat=? WHERE id=1 AND pid=?", (time.time(), os.getpid())
+            )
+
+        await self._write(beat)
+
+    async def release_lease(self) -> None:
+        async def release(db: aiosqlite.Connection) -> None:
+            await db.execute("DELETE FROM lease WHERE id=1 AND pid=?", (os.getpid(),))
+
+        await self._write(release)
+
+    async def live_lease_pid(self) -> int | None:
+        async with self._db.execute("SELECT pid, heartbeat FROM lease WHERE id=1") as cursor:
+            row = await cursor.fetchone()
+        if row is not None and lease_is_live(row[0], row[1]):
+            return int(row[0])
+        return None
+
+
+def lease_is_live(pid: int, heartbeat: float) -> bool:
+    if time.time() - heartbeat > LEASE_STALE_SECONDS:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        await db.rollback()
+
+
+async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this corral knows ({SCHEMA_VERSION});"
+            " upgrade corral"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        await db.execute("BEGIN")
+        await _run_script(db, MIGRATIONS[number])
+        await db.execute(f"PRAGMA user_version={number + 1}")
+        await db.commit()
+
+
+async def _run_script(db: aiosqlite.Connection, script: str) -> None:
+    # executescript would commit the open transaction; run statement by statement so a
+    # migration lands whole or not at all.
+    for statement in script.split(";"):
+        if statement.strip():
+            await db.execute(statement)
+
+
+_INSERT_EVENT = (
+    "INSERT INTO events (session_id, seq, id, type, processed_at, payload) VALUES (?,?,?,?,?,?)"
+)
+
+_UPSERT_USAGE = (
+    "INSERT OR REPLACE INTO usage (session_id, status, stop_reason, input_tokens, output_tokens,"
+    " cache_read_input_tokens, cache_creation_input_tokens, requests, model_cost, cost_known,"
+    " active_seconds, running_since, last_seq, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _usage_row(state: SessionState) -> tuple[Any, ...]:
+    u = state.usage
+    return (
+        state.session_id,
+        state.status,
+        json.dumps(state.stop_reason) if state.stop_reason else None,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_input_tokens,
+        u.cache_creation_input_tokens,
+        u.requests,
+        str(u.model_cost),
+        int(u.cost_known),
+        str(state.active_seconds),
+        state.running_since.isoformat() if state.running_since else None,
+        state.last_seq,
+        (state.updated_at or state.created_at).isoformat(),
+    )
+
+
+def _record_from_row(row: tuple[Any, ...]) -> SessionRecord:
+    (sid, title, created, spec, model, sandbox, isolation, workspace, metadata) = row[:9]
+    (status, stop, inp, out, cread, ccreate, requests, cost, known, active, since, seq, upd) = row[
+        9:
+    ]
+    created_at = parse_time(created)
+    state = SessionState(
+        session_id=sid,
+        created_at=created_at,
+        status=status,
+        stop_reason=json.loads(stop) if stop else None,
+        usage=Usage(inp, out, cread, ccreate, Decimal(cost), bool(known), requests),
+        active_seconds=Decimal(active),
+        running_since=parse_time(since) if since else None,
+        updated_at=parse_time(upd),
+        last_seq=seq,
+    )
+    return SessionRecord(
+        id=sid,
+        title=title,
+        created_at=created_at,
+        spec=json.loads(spec),
+        model=model,
+        workspace=workspace,
+        sandbox=sandbox,
+        isolation=isolation,
+        metadata=json.loads(metadata),
+        state=state,
+    )

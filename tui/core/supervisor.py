@@ -1,0 +1,311 @@
+"""The supervisor: starts, steers and stops sessions; one per data dir at a time.
+
+It owns the runners (one task per live session), the sandboxes, and a concurrency
+cap on sessions doing work at once (a parked or idle session holds no slot).
+Commands from other processes (``corral approve`` while this one runs) arrive
+through the store's inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from tui.core import events as ev
+from tui.core.bus import EventBus, Subscription
+from tui.core.conversation import build_conversation
+from tui.core.datadir import workspaces_dir
+from tui.core.errors import CorralError, NotFoundError, UsageError
+from tui.core.ids import session_id as new_session_id
+from tui.core.ids import utc_now
+from tui.core.providers import resolve_provider
+from tui.core.runner import SessionRunner, cancel_and_wait
+from tui.core.sandboxes import Sandbox, open_sandbox
+from tui.core.spec import SessionSpec, spec_from_json
+from tui.core.state import SessionState
+from tui.core.store import SessionRecord, Store
+from tui.core.tools.toolset import Toolset
+from tui.core.tools.workspace import Workspace
+
+HEARTBEAT_S = 2.0
+INBOX_POLL_S = 0.2
+
+
+def is_settled(state: SessionState) -> bool:
+    """Nothing is happening until the user acts: idle for any reason, or terminated."""
+    return state.status in ("idle", "terminated") and state.last_seq > 0
+
+
+def is_finished(state: SessionState) -> bool:
+    """Settled for a reason other than a pending approval."""
+    return is_settled(state) and state.stop_type != ev.REQUIRES_ACTION
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        *,
+        max_concurrent: int = 8,
+        script_speed: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.script_speed = script_speed
+        self.max_concurrent = max_concurrent
+        self._slot = asyncio.Semaphore(max_concurrent)
+        self._runners: dict[str, SessionRunner] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self.recovered: list[str] = []
+
+    @property
+    def bus(self) -> EventBus:
+        return self.store.bus
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Claim the data dir, settle sessions a dead process left running, start chores."""
+        await self.store.claim_lease()
+        for record in await self.store.list_sessions():
+            if record.state and record.state.status in ("running", "rescheduling"):
+                await self._settle_orphan(
+                    record.id, "corral stopped while this session was running"
+                )
+                self.recovered.append(record.id)
+        self._background = [
+            asyncio.create_task(self._heartbeat(), name="corral-heartbeat"),
+            asyncio.create_task(self._poll_inbox(), name="corral-inbox"),
+        ]
+
+    async def close(self) -> None:
+        """Stop every runner, leaving each session idle and resumable; release the data dir."""
+        for task in self._background:
+            await cancel_and_wait(task)
+        for sid, task in list(self._tasks.items()):
+            await cancel_and_wait(task)
+            state = await self.store.state(sid)
+            if state.status in ("running", "rescheduling"):
+                await self._settle_orphan(sid, "corral was closed while this session was running")
+        self._tasks.clear()
+        self._runners.clear()
+        for sandbox in self._sandboxes.values():
+            await sandbox.close()
+        self._sandboxes.clear()
+        await self.store.release_lease()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            await self.store.heartbeat()
+
+    async def _poll_inbox(self) -> None:
+        while True:
+            await asyncio.sleep(INBOX_POLL_S)
+            for session_id, kind, payload in await self.store.inbox_take():
+                with contextlib.suppress(CorralError):
+                    await self.apply_command(session_id, kind, payload)
+
+    async def apply_command(self, session_id: str, kind: str, payload: dict) -> None:
+        """One command by name, as the CLI and the inbox send them."""
+        match kind:
+            case "confirm":
+                await self.confirm(
+                    session_id,
+                    payload["tool_use_id"],
+                    payload["result"] == "allow",
+                    payload.get("message"),
+                )
+            case "message":
+                await self.send_message(session_id, payload["text"])
+            case "interrupt":
+                await self.interrupt(session_id)
+            case "pause":
+                await self.pause(session_id)
+            case "resume":
+                await self.resume(session_id)
+            case "cancel":
+                await self.cancel(session_id)
+            case _:
+                raise UsageError(f"unknown command {kind!r}")
+
+    # -- sessions ---------------------------------------------------------------------
+
+    async def create_session(self, spec: SessionSpec) -> str:
+        """Store a new session and start it. Everything that can fail is checked first."""
+        provider = resolve_provider(spec.agent.model, script_speed=self.script_speed)
+        sid = new_session_id()
+        workspace = self._prepare_workspace(sid, spec)
+        try:
+            sandbox = open_sandbox(spec.environment, workspace)
+        except CorralError:
+            if spec.workspace.mode == "copy":
+                shutil.rmtree(workspace, ignore_errors=True)
+            raise
+        record = SessionRecord(
+            id=sid,
+            title=spec.title,
+            created_at=utc_now(),
+            spec=spec.to_json(),
+            model=spec.agent.model,
+            workspace=str(workspace),
+            sandbox=sandbox.backend,
+            isolation=sandbox.isolation,
+        )
+        await self.store.create_session(record)
+        await self.store.append(*(ev.user_message(sid, text) for text in spec.messages))
+        self._sandboxes[sid] = sandbox
+        self._start_runner(sid, spec, provider, sandbox, workspace)
+        return sid
+
+    def _prepare_workspace(self, sid: str, spec: SessionSpec) -> Path:
+        source = spec.workspace.source
+        if spec.workspace.mode == "in_place" and source is not None:
+            return source
+        target = workspaces_dir(self.data_dir) / sid
+        if source is not None:
+            # Links are copied as links; the tools refuse any that lead out.
+            shutil.copytree(source, target, symlinks=True)
+        else:
+            target.mkdir(parents=True)
+        return target
+
+    def _start_runner(
+        self, sid: str, spec: SessionSpec, provider: object, sandbox: Sandbox, workspace: Path
+    ) -> SessionRunner:
+        runner = SessionRunner(
+            sid,
+            spec,
+            self.store,
+            provider,  # type: ignore[arg-type]
+            Toolset(Workspace(workspace), sandbox),
+            self._slot,
+        )
+        self._runners[sid] = runner
+        task = asyncio.create_task(runner.run(), name=f"corral-runner-{sid}")
+        self._tasks[sid] = task
+        task.add_done_callback(lambda _t, sid=sid: self._runner_done(sid, _t))
+        return runner
+
+    def _runner_done(self, sid: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(sid) is task:
+            del self._tasks[sid]
+            self._runners.pop(sid, None)
+            sandbox = self._sandboxes.pop(sid, None)
+            if sandbox is not None:
+                asyncio.get_running_loop().create_task(sandbox.close())
+
+    async def runner(self, session_id: str) -> SessionRunner:
+        """The live runner of a session, starting one for a stored session if needed."""
+        record = await self.store.get_session(session_id)
+        sid = record.id
+        if sid in self._runners:
+            return self._runners[sid]
+        if record.state and record.state.status == "terminated":
+            raise UsageError(f"session {sid} is terminated")
+        spec = spec_from_json(record.spec)
+        provider = resolve_provider(record.model, script_speed=self.script_speed)
+        workspace = Path(record.workspace)
+        if not workspace.is_dir():
+            raise NotFoundError(f"session {sid}: its workspace {workspace} is gone")
+        sandbox = self._sandboxes.get(sid) or open_sandbox(spec.environment, workspace)
+        self._sandboxes[sid] = sandbox
+        return self._start_runner(sid, spec, provider, sandbox, workspace)
+
+    async def send_message(self, session_id: str, text: str) -> None:
+        if not text.strip():
+            raise UsageError("the message is empty")
+        runner = await self.runner(session_id)
+        await self.store.append(ev.user_message(runner.session_id, text))
+        runner.resume()
+
+    async def confirm(
+        self, session_id: str, tool_use_id: str, allow: bool, message: str | None = None
+    ) -> None:
+        record = await self.store.get_session(session_id)
+        state = await self.store.state(record.id)
+        if tool_use_id not in state.pending_approvals:
+            raise NotFoundError(
+                f"session {record.id}: tool use {tool_use_id} is not waiting for approval"
+            )
+        runner = await self.runner(record.id)
+        await self.store.append(
+            ev.user_tool_confirmation(
+                record.id, tool_use_id, "allow" if allow else "deny", None if allow else message
+            )
+        )
+        runner.wake()
+
+    async def pause(self, session_id: str) -> None:
+        (await self.runner(session_id)).pause()
+
+    async def resume(self, session_id: str) -> None:
+        (await self.runner(session_id)).resume()
+
+    async def interrupt(self, session_id: str) -> None:
+        runner = await self.runner(session_id)
+        await self.store.append(ev.user_interrupt(runner.session_id))
+        runner.interrupt()
+
+    async def cancel(self, session_id: str) -> None:
+        runner = await self.runner(session_id)
+        runner.terminate()
+        task = self._tasks.get(runner.session_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def wait_for(
+        self,
+        session_id: str,
+        predicate: Callable[[SessionState], bool] = is_settled,
+        subscription: Subscription | None = None,
+    ) -> SessionState:
+        """Wait on the bus (never by polling) until the session's fold satisfies ``predicate``."""
+        sub = subscription or self.bus.subscribe(session_id)
+        try:
+            while True:
+                state = await self.store.state(session_id)
+                if predicate(state):
+                    return state
+                await sub.get()
+        finally:
+            if subscription is None:
+                sub.close()
+
+    async def _settle_orphan(self, sid: str, why: str) -> None:
+        """Make the log say what happened to a session nothing runs any more.
+
+        A tool call that may have started gets an error result (it is not re-run);
+        an open model request gets a failed end; the session goes idle, resumable.
+        """
+        events = await self.store.events(sid)
+        conv = build_conversation(events)
+        out: list[ev.Event] = []
+        for tool_use_id, use in conv.open_tool_uses.items():
+            confirmation = conv.confirmations.get(tool_use_id)
+            started = use.payload.get("evaluated_permission") == "allow" or (
+                confirmation is not None and confirmation.payload.get("result") == "allow"
+            )
+            if started:
+                out.append(
+                    ev.agent_tool_result(
+                        sid, tool_use_id, f"error: {why}; this tool call was not re-run", True
+                    )
+                )
+        ended = {
+            e.payload.get("model_request_start_id")
+            for e in events
+            if e.type == ev.SPAN_MODEL_REQUEST_END
+        }
+        for e in events:
+            if e.type == ev.SPAN_MODEL_REQUEST_START and e.id not in ended:
+                out.append(ev.failed_request_end(sid, e.id))
+        out.append(ev.session_error(sid, "unknown_error", why))
+        out.append(ev.status_idle(sid, ev.INTERRUPTED, detail=why))
+        await self.store.append(*out)
