@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -24,7 +25,7 @@ from tui.core.pricing import default_pricing, format_usd
 from tui.core.spec import ad_hoc_spec, load_spec
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
-from tui.core.supervisor import Supervisor, is_finished
+from tui.core.supervisor import Supervisor, finished_after
 
 DEMO_APPROVAL_PAUSE_S = 3.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,9 +168,14 @@ async def follow(
     session_ids: list[str],
     *,
     auto_approve_after: float | None,
-    quiet: bool = False,
+    since_seq: int = 0,
 ) -> list[SessionState]:
-    """Print each event as it becomes durable until every session is finished."""
+    """Print each event as it becomes durable until every session is finished.
+
+    Only a stop later than ``since_seq`` counts, so a command sent to an idle
+    session waits for the stop it causes, not the one it found.
+    """
+    finished = finished_after(since_seq)
     titles = {}
     for sid in session_ids:
         titles[sid] = (await supervisor.store.get_session(sid)).title
@@ -183,14 +189,13 @@ async def follow(
 
     async def all_finished() -> bool:
         states = [await supervisor.store.state(sid) for sid in session_ids]
-        return all(is_finished(s) for s in states)
+        return all(finished(s) for s in states)
 
     while not await all_finished():
         item = await sub.get()
         if not isinstance(item, ev.Event) or item.session_id not in titles:
             continue
-        if not quiet:
-            print(event_line(item, titles), flush=True)
+        print(event_line(item, titles), flush=True)
         if (
             item.type == ev.STATUS_IDLE
             and item.payload["stop_reason"]["type"] == ev.REQUIRES_ACTION
@@ -345,11 +350,14 @@ async def cmd_command(args: argparse.Namespace, kind: str, payload: dict[str, An
 
     async def body(supervisor: Supervisor) -> int:
         record = await supervisor.store.get_session(args.session)
+        before = (await supervisor.store.state(record.id)).last_seq
         with supervisor.bus.subscribe() as sub:
             await supervisor.apply_command(record.id, kind, payload)
             if kind in ("pause", "interrupt", "cancel"):
                 return 0
-            (state,) = await follow(supervisor, sub, [record.id], auto_approve_after=None)
+            (state,) = await follow(
+                supervisor, sub, [record.id], auto_approve_after=None, since_seq=before
+            )
         return 0 if state.stop_type in (ev.END_TURN, None) else 1
 
     return await with_supervisor(args, body)
@@ -472,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     except CorralError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.Error as exc:
+        print(f"corral: the store could not be read or written: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error of ours.
         sys.stderr.close()

@@ -41,6 +41,8 @@ MIGRATIONS: tuple[str, ...] = (
         active_seconds TEXT NOT NULL,
         running_since  TEXT,
         last_seq       INTEGER NOT NULL,
+        status_seq     INTEGER NOT NULL,
+        pending        TEXT NOT NULL,
         updated_at     TEXT NOT NULL
     );
     -- Commands from other processes (corral approve/deny) for the live supervisor.

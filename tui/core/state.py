@@ -59,6 +59,7 @@ class SessionState:
     running_since: datetime | None = None
     updated_at: datetime | None = None
     last_seq: int = 0
+    status_seq: int = 0  # seq of the event that set the current status
     pending_approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
     _request_models: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -67,6 +68,8 @@ class SessionState:
         t = event.processed_at
         self.updated_at = t
         self.last_seq = max(self.last_seq, event.seq)
+        if event.type.startswith("session.status_"):
+            self.status_seq = event.seq
         match event.type:
             case ev.STATUS_RUNNING:
                 self._stop_clock(t)

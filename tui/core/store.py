@@ -188,6 +188,21 @@ class Store:
             await self._commit_group(group)
 
     async def _commit_group(self, group: list[Any]) -> None:
+        # Appends to a session that does not exist fail alone, before the transaction,
+        # so they cannot take the rest of the group down with them.
+        valid = []
+        for item in group:
+            if isinstance(item, _Append):
+                try:
+                    for event in item.events:
+                        await self._state_for(event.session_id)
+                except NotFoundError as exc:
+                    item.future.set_exception(exc)
+                    continue
+            valid.append(item)
+        group = valid
+        if not group:
+            return
         db = self._db
         results: list[tuple[asyncio.Future[Any], Any]] = []
         published: list[Event] = []
@@ -315,7 +330,8 @@ class Store:
             "SELECT s.id, s.title, s.created_at, s.spec, s.model, s.sandbox, s.isolation,"
             " s.workspace, s.metadata, u.status, u.stop_reason, u.input_tokens, u.output_tokens,"
             " u.cache_read_input_tokens, u.cache_creation_input_tokens, u.requests, u.model_cost,"
-            " u.cost_known, u.active_seconds, u.running_since, u.last_seq, u.updated_at"
+            " u.cost_known, u.active_seconds, u.running_since, u.last_seq, u.status_seq, u.pending,"
+            " u.updated_at"
             f" FROM sessions s JOIN usage u ON u.session_id = s.id {where} ORDER BY s.id"
         )
         async with self._db.execute(sql, params) as cursor:
@@ -432,7 +448,8 @@ _INSERT_EVENT = (
 _UPSERT_USAGE = (
     "INSERT OR REPLACE INTO usage (session_id, status, stop_reason, input_tokens, output_tokens,"
     " cache_read_input_tokens, cache_creation_input_tokens, requests, model_cost, cost_known,"
-    " active_seconds, running_since, last_seq, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " active_seconds, running_since, last_seq, status_seq, pending, updated_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -452,15 +469,16 @@ def _usage_row(state: SessionState) -> tuple[Any, ...]:
         str(state.active_seconds),
         state.running_since.isoformat() if state.running_since else None,
         state.last_seq,
+        state.status_seq,
+        json.dumps(state.pending_approvals),
         (state.updated_at or state.created_at).isoformat(),
     )
 
 
 def _record_from_row(row: tuple[Any, ...]) -> SessionRecord:
     (sid, title, created, spec, model, sandbox, isolation, workspace, metadata) = row[:9]
-    (status, stop, inp, out, cread, ccreate, requests, cost, known, active, since, seq, upd) = row[
-        9:
-    ]
+    (status, stop, inp, out, cread, ccreate, requests, cost, known, active) = row[9:19]
+    since, seq, status_seq, pending, upd = row[19:]
     created_at = parse_time(created)
     state = SessionState(
         session_id=sid,
@@ -472,6 +490,8 @@ def _record_from_row(row: tuple[Any, ...]) -> SessionRecord:
         running_since=parse_time(since) if since else None,
         updated_at=parse_time(upd),
         last_seq=seq,
+        status_seq=status_seq,
+        pending_approvals=json.loads(pending),
     )
     return SessionRecord(
         id=sid,

@@ -36,12 +36,20 @@ INBOX_POLL_S = 0.2
 
 def is_settled(state: SessionState) -> bool:
     """Nothing is happening until the user acts: idle for any reason, or terminated."""
-    return state.status in ("idle", "terminated") and state.last_seq > 0
+    # A new session is idle with no stop reason until its runner has had a turn.
+    return state.status == "terminated" or (
+        state.status == "idle" and state.stop_reason is not None
+    )
 
 
 def is_finished(state: SessionState) -> bool:
     """Settled for a reason other than a pending approval."""
     return is_settled(state) and state.stop_type != ev.REQUIRES_ACTION
+
+
+def finished_after(seq: int) -> Callable[[SessionState], bool]:
+    """Finished by a status change later than ``seq``: not the stop a command just ended."""
+    return lambda state: is_finished(state) and state.status_seq > seq
 
 
 class Supervisor:

@@ -82,9 +82,9 @@ class ScriptedProvider:
         pieces += [("text", turn.text[i : i + CHUNK]) for i in range(0, len(turn.text), CHUNK)]
         delay = turn.latency_ms / 1000 * self.speed / max(1, len(pieces))
         for kind, piece in pieces:
+            on_delta(kind, piece)
             if delay > 0:
                 await asyncio.sleep(delay)
-            on_delta(kind, piece)
         if not pieces and turn.latency_ms and self.speed:
             await asyncio.sleep(turn.latency_ms / 1000 * self.speed)
         usage = {name: int(turn.usage.get(name, 0)) for name in USAGE_FIELDS}

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from tui.core.tools.output import OUTPUT_LIMIT, CappedBuffer
 # Only these reach the agent's shell: never an API key or other secret of the host's.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 KILL_GRACE_S = 2.0
+# Hidden from a bubblewrapped shell: homes hold keys and credentials.
+PRIVATE_DIRS = ("/root", "/home", "/run", "/var/tmp")
 
 
 @cache
@@ -63,9 +66,13 @@ class LocalSandbox:
         if self.network:
             argv.append("--share-net")
         argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for private in ("/root", "/home", "/run", "/var/tmp"):
+        for private in PRIVATE_DIRS:
             if Path(private).exists():
                 argv += ["--tmpfs", private]
+        # The interpreter corral runs on may live in a hidden home (pyenv): bring it back.
+        prefix = sys.base_prefix
+        if any(prefix == p or prefix.startswith(p + "/") for p in PRIVATE_DIRS):
+            argv += ["--ro-bind", prefix, prefix]
         argv += ["--bind", ws, ws, "--chdir", ws, "--"]
         return argv + shell
 
@@ -73,6 +80,10 @@ class LocalSandbox:
         if self._proc is not None and self._proc.returncode is None:
             return
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        # `python3` in the sandbox is the interpreter corral itself runs on.
+        env["PATH"] = os.pathsep.join(
+            [str(Path(sys.base_prefix) / "bin"), env.get("PATH", "/usr/bin:/bin")]
+        )
         env.update(HOME=str(self.workspace), TERM="dumb", PS1="", CORRAL_SANDBOX="local")
         try:
             self._proc = await asyncio.create_subprocess_exec(

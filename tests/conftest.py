@@ -1,0 +1,93 @@
+"""Shared fixtures: a real SQLite store in a temp dir, a supervisor, and scripted models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tui.core.datadir import db_path
+from tui.core.spec import SessionSpec, parse_spec
+from tui.core.store import Store
+from tui.core.supervisor import Supervisor
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value)  # a TOML basic string is a JSON string
+
+
+def write_script(
+    path: Path, turns: list[dict[str, Any]], price_as: str = "claude-sonnet-4-5"
+) -> Path:
+    """A scripted-model file; each turn: text, tool_uses [(name, input)], usage, latency_ms."""
+    lines = [f"price_as = {toml_value(price_as)}"]
+    for turn in turns:
+        lines.append("[[turns]]")
+        for key in ("text", "thinking", "latency_ms", "usage"):
+            if key in turn:
+                lines.append(f"{key} = {toml_value(turn[key])}")
+        for name, tool_input in turn.get("tool_uses", []):
+            lines.append("[[turns.tool_uses]]")
+            lines.append(f"name = {toml_value(name)}")
+            lines.append(f"input = {toml_value(tool_input)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def make_spec(
+    tmp_path: Path,
+    turns: list[dict[str, Any]],
+    *,
+    tools: dict[str, dict[str, Any]] | None = None,
+    workspace: Path | None = None,
+    budget: str | None = None,
+    name: str = "script",
+    title: str = "test session",
+) -> SessionSpec:
+    script = write_script(tmp_path / f"{name}.toml", turns)
+    data: dict[str, Any] = {
+        "title": title,
+        "prompt": "do the task",
+        "agent": {"model": f"scripted:{script}", "tools": tools or {}},
+        "environment": {"backend": "local"},
+    }
+    if workspace is not None:
+        data["workspace"] = {"source": str(workspace)}
+    if budget is not None:
+        data["budget"] = {"max_list_cost": budget}
+    return parse_spec(data, source="test.toml", base=tmp_path)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+async def store(data_dir: Path) -> AsyncIterator[Store]:
+    store = await Store.open(db_path(data_dir))
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def supervisor(store: Store, data_dir: Path) -> AsyncIterator[Supervisor]:
+    sup = Supervisor(store, data_dir, max_concurrent=4, script_speed=0)
+    await sup.start()
+    yield sup
+    await sup.close()

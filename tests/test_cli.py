@@ -1,0 +1,211 @@
+"""The CLI as a user runs it: real processes, a real store file, the bundled demos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from tui.core.pricing import default_pricing
+
+from .conftest import REPO, write_script
+
+
+def corral(
+    *args: str, data_dir: Path, timeout: float = 120, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tui", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def start_corral(*args: str, data_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui", "--data-dir", str(data_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str) -> str:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if needle in line:
+            return line
+    raise AssertionError(f"process ended without printing {needle!r}: {proc.stderr.read()}")
+
+
+def test_demo_headless_then_ls_shows_priced_sessions(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = corral("demo", "--headless", "--speed", "0", "--approve-after", "0.2", data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert "demo: approval needed" in result.stdout
+    assert "status idle (end_turn)" in result.stdout
+
+    listing = corral("ls", "--json", data_dir=data)
+    sessions = json.loads(listing.stdout)
+    assert len(sessions) >= 3
+    for session in sessions:
+        assert session["status"] == "idle" and session["stop_reason"] == "end_turn"
+        assert session["sandbox"]["backend"] == "local"
+        usage = session["usage"]
+        assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+        cost = Decimal(usage["list_cost"])
+        assert cost > 0
+        # The cost is exactly the request spans priced by the table.
+        shown = json.loads(
+            corral("show", session["id"], "--events", "--json", data_dir=data).stdout
+        )
+        starts = {
+            e["id"]: e["model"] for e in shown["events"] if e["type"] == "span.model_request_start"
+        }
+        priced = sum(
+            (
+                default_pricing().token_cost(starts[e["model_request_start_id"]], e["model_usage"])
+                for e in shown["events"]
+                if e["type"] == "span.model_request_end"
+            ),
+            Decimal(0),
+        )
+        assert cost == priced
+        assert [e["seq"] for e in shown["events"]] == list(range(1, len(shown["events"]) + 1))
+
+    table = corral("ls", data_dir=data).stdout
+    assert "Fix the failing test" in table and "end_turn" in table
+
+
+def test_demo_workspaces_really_changed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert (
+        corral(
+            "demo", "--headless", "--speed", "0", "--approve-after", "0", data_dir=data
+        ).returncode
+        == 0
+    )
+    sessions = {s["title"]: s for s in json.loads(corral("ls", "--json", data_dir=data).stdout)}
+    calc = Path(sessions["Fix the failing test"]["workspace"])
+    tests = subprocess.run(
+        [sys.executable, "-m", "unittest"], cwd=calc, capture_output=True, text=True
+    )
+    assert tests.returncode == 0, tests.stderr
+    report = Path(sessions["Rebuild a report (asks first)"]["workspace"]) / "out" / "report.md"
+    assert "Total: 3610 → 4065" in report.read_text()
+    # The bundled workspace itself is untouched: sessions work on copies.
+    assert "(len(values) - 1)" in (REPO / "sessions/workspaces/calc/calc.py").read_text()
+
+
+def approval_spec(tmp_path: Path) -> Path:
+    write_script(
+        tmp_path / "script.toml",
+        [
+            {
+                "text": "needs a shell",
+                "tool_uses": [("bash", {"command": "echo approved > proof.txt"})],
+            },
+            {"text": "finished"},
+        ],
+    )
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'title = "approval"\nprompt = "go"\n[agent]\nmodel = "scripted:script.toml"\n'
+        '[agent.tools]\nbash = { permission_policy = "always_ask" }\n'
+    )
+    return spec
+
+
+def test_approve_from_another_process_reaches_the_running_session(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = start_corral(
+        "run", str(approval_spec(tmp_path)), "--headless", "--speed", "0", data_dir=data
+    )
+    try:
+        line = wait_for_line(proc, "waiting for approval: corral approve")
+        sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
+        sent = corral("approve", sid, tool_use_id, data_dir=data)
+        assert sent.returncode == 0, sent.stderr
+        assert "sent confirm to the running corral" in sent.stdout
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    shown = json.loads(corral("show", sid, "--json", data_dir=data).stdout)
+    assert shown["stop_reason"] == "end_turn"
+    assert (Path(shown["workspace"]) / "proof.txt").read_text() == "approved\n"
+
+
+def test_deny_with_no_corral_running_resumes_the_session_itself(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = start_corral(
+        "run", str(approval_spec(tmp_path)), "--headless", "--speed", "0", data_dir=data
+    )
+    line = wait_for_line(proc, "waiting for approval: corral approve")
+    sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert "left idle and resumable" in proc.stderr.read()
+
+    ls = json.loads(corral("ls", "--json", data_dir=data).stdout)
+    assert ls[0]["stop_reason"] == "requires_action" and ls[0]["pending_approvals"] == [tool_use_id]
+
+    denied = corral(
+        "deny", sid, tool_use_id, "--message", "no shells today", "--speed", "0", data_dir=data
+    )
+    assert denied.returncode == 0, denied.stderr
+    assert "confirmation: deny (no shells today)" in denied.stdout
+    assert "status idle (end_turn)" in denied.stdout
+    shown = json.loads(corral("show", sid, "--json", data_dir=data).stdout)
+    assert not (Path(shown["workspace"]) / "proof.txt").exists()
+
+
+def test_unknown_session_and_tool_use_are_one_line_errors(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = corral("show", "sesn_nothing", data_dir=data)
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "corral: no session 'sesn_nothing' (see `corral ls`)"
+    ]
+
+
+def test_claude_model_says_not_available_yet(tmp_path: Path) -> None:
+    result = corral(
+        "run",
+        "--prompt",
+        "hello",
+        "--model",
+        "claude-sonnet-4-5",
+        "--headless",
+        data_dir=tmp_path / "d",
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not available yet" in result.stderr
+
+
+def test_no_arguments_says_the_app_is_not_built(tmp_path: Path) -> None:
+    result = corral(data_dir=tmp_path / "d")
+    assert result.returncode == 2
+    assert "not built yet" in result.stderr
+
+
+def test_corral_home_is_the_default_data_dir(tmp_path: Path) -> None:
+    env = {**os.environ, "CORRAL_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", "ls"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert (tmp_path / "home" / "corral.db").exists()
