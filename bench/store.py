@@ -17,9 +17,8 @@ What is measured, for 1, 10 and 100 sessions, each on a fresh SQLite file:
   producers are interleaved round-robin on that one connection; latency is per
   event, from just before the INSERT to the end of its COMMIT (it leaves out the
   wait for the other producers' turns, so it flatters the peer at 10 and 100
-  sessions). Rows are built from
-  the same ``events.agent_message`` constructor, so both sides pay for ids,
-  timestamps and JSON.
+  sessions). Rows are built with the same ``events.agent_message`` constructor, so
+  both sides pay for ids, timestamps and JSON.
 
 Run ``python bench/store.py [--quick] [--json]``. ``--quick`` finishes in well under
 a minute; the full run appends 100,000 events per configuration to corral.

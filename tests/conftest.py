@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,27 @@ async def store(data_dir: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
+@asynccontextmanager
+async def running_supervisor(
+    store: Store, data_dir: Path, *, speed: float = 0, max_concurrent: int = 4
+) -> AsyncIterator[Supervisor]:
+    sup = Supervisor(store, data_dir, max_concurrent=max_concurrent, script_speed=speed)
+    await sup.start()
+    try:
+        yield sup
+    finally:
+        await sup.close()
+
+
 @pytest.fixture
 async def supervisor(store: Store, data_dir: Path) -> AsyncIterator[Supervisor]:
-    sup = Supervisor(store, data_dir, max_concurrent=4, script_speed=0)
-    await sup.start()
-    yield sup
-    await sup.close()
+    """Scripted latency skipped (speed 0): sessions run as fast as their tools."""
+    async with running_supervisor(store, data_dir) as sup:
+        yield sup
+
+
+@pytest.fixture
+async def live_supervisor(store: Store, data_dir: Path) -> AsyncIterator[Supervisor]:
+    """Scripted latency honoured (speed 1), for tests that act while a turn streams."""
+    async with running_supervisor(store, data_dir, speed=1.0) as sup:
+        yield sup

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,15 +34,6 @@ def types(events: list[ev.Event]) -> list[str]:
 
 def waiting_for_approval(state: SessionState) -> bool:
     return state.status == "idle" and state.stop_type == ev.REQUIRES_ACTION
-
-
-@pytest.fixture
-async def live_supervisor(store: Store, data_dir: Path) -> AsyncIterator[Supervisor]:
-    """Scripted latency honoured (speed 1), for tests that act while a turn streams."""
-    sup = Supervisor(store, data_dir, max_concurrent=4, script_speed=1.0)
-    await sup.start()
-    yield sup
-    await sup.close()
 
 
 async def test_session_runs_to_end_turn_with_real_tools(
@@ -298,41 +288,35 @@ async def test_budget_stops_new_requests(supervisor: Supervisor, tmp_path: Path)
 
 
 async def test_many_concurrent_sessions_respect_the_cap(
-    store: Store, data_dir: Path, tmp_path: Path
+    live_supervisor: Supervisor, tmp_path: Path
 ) -> None:
-    sup = Supervisor(store, data_dir, max_concurrent=4, script_speed=1.0)
-    await sup.start()
+    sup = live_supervisor  # max_concurrent=4
     running: set[str] = set()
     peak = 0
     turns = [
         {"text": f"t{n}", "latency_ms": 30, "tool_uses": [("bash", {"command": "echo $((6*7))"})]}
         for n in range(3)
     ]
-    try:
-        with sup.bus.subscribe() as sub:
-            ids = [
-                await sup.create_session(
-                    make_spec(tmp_path, [*turns, {"text": "end"}], name=f"s{i}")
-                )
-                for i in range(24)
-            ]
-            done: set[str] = set()
-            while len(done) < len(ids):
-                item = await asyncio.wait_for(sub.get(), 60)
-                if item.type == ev.STATUS_RUNNING:
-                    running.add(item.session_id)
-                    peak = max(peak, len(running))
-                elif item.type in (ev.STATUS_IDLE, ev.STATUS_TERMINATED):
-                    running.discard(item.session_id)
-                    if item.payload.get("stop_reason", {}).get("type") == ev.END_TURN:
-                        done.add(item.session_id)
-        assert 2 <= peak <= 4
-        for sid in ids:
-            events = await store.events(sid)
-            assert [e.seq for e in events] == list(range(1, len(events) + 1))
-            assert [e.text for e in events if e.type == ev.AGENT_TOOL_RESULT] == ["42\n"] * 3
-    finally:
-        await sup.close()
+    with sup.bus.subscribe() as sub:
+        ids = [
+            await sup.create_session(make_spec(tmp_path, [*turns, {"text": "end"}], name=f"s{i}"))
+            for i in range(24)
+        ]
+        done: set[str] = set()
+        while len(done) < len(ids):
+            item = await asyncio.wait_for(sub.get(), 60)
+            if item.type == ev.STATUS_RUNNING:
+                running.add(item.session_id)
+                peak = max(peak, len(running))
+            elif item.type in (ev.STATUS_IDLE, ev.STATUS_TERMINATED):
+                running.discard(item.session_id)
+                if item.payload.get("stop_reason", {}).get("type") == ev.END_TURN:
+                    done.add(item.session_id)
+    assert 2 <= peak <= 4
+    for sid in ids:
+        events = await sup.store.events(sid)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert [e.text for e in events if e.type == ev.AGENT_TOOL_RESULT] == ["42\n"] * 3
 
 
 async def test_start_settles_sessions_a_dead_process_left_running(data_dir: Path) -> None:
