@@ -11,7 +11,7 @@ priced per request), and the idle stop reasons ``paused`` and ``interrupted``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -73,7 +73,8 @@ class Event:
     seq: int = 0
 
     def with_seq(self, seq: int) -> Event:
-        return replace(self, seq=seq)
+        # Direct construction: this is on the store's hot path, where replace() is slow.
+        return Event(self.session_id, self.type, self.payload, self.id, self.processed_at, seq)
 
     def to_dict(self) -> dict[str, Any]:
         """The SDK-shaped view: ``id``, ``type``, ``processed_at``, payload keys, ``seq``."""

@@ -16,6 +16,8 @@ MIGRATIONS: tuple[str, ...] = (
         workspace   TEXT NOT NULL,
         metadata    TEXT NOT NULL DEFAULT '{}'
     );
+    -- A rowid table: a group commit across many sessions appends to one b-tree
+    -- instead of touching a page per session.
     CREATE TABLE events (
         session_id   TEXT NOT NULL REFERENCES sessions(id),
         seq          INTEGER NOT NULL,
@@ -23,8 +25,8 @@ MIGRATIONS: tuple[str, ...] = (
         type         TEXT NOT NULL,
         processed_at TEXT NOT NULL,
         payload      TEXT NOT NULL,
-        PRIMARY KEY (session_id, seq)
-    ) WITHOUT ROWID;
+        UNIQUE (session_id, seq)
+    );
     -- A projection of the fold in state.py, rewritten in the same transaction as
     -- the events it reflects, rebuildable from the log at any time.
     CREATE TABLE usage (
@@ -40,10 +42,8 @@ MIGRATIONS: tuple[str, ...] = (
         cost_known     INTEGER NOT NULL,
         active_seconds TEXT NOT NULL,
         running_since  TEXT,
-        last_seq       INTEGER NOT NULL,
         status_seq     INTEGER NOT NULL,
-        pending        TEXT NOT NULL,
-        updated_at     TEXT NOT NULL
+        pending        TEXT NOT NULL
     );
     -- Commands from other processes (corral approve/deny) for the live supervisor.
     CREATE TABLE inbox (
