@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -110,3 +110,27 @@ async def live_supervisor(store: Store, data_dir: Path) -> AsyncIterator[Supervi
     """Scripted latency honoured (speed 1), for tests that act while a turn streams."""
     async with running_supervisor(store, data_dir, speed=1.0) as sup:
         yield sup
+
+
+# Snapshot baselines live in snapshots/ at the top of the repo (the README shows them),
+# not in tests/__snapshots__.
+try:
+    from pytest_textual_snapshot import SVGImageExtension
+
+    def _snapshot_dirname(cls: type, *, test_location: object) -> str:
+        return str(REPO / "snapshots" / test_location.basename)  # type: ignore[attr-defined]
+
+    SVGImageExtension.dirname = classmethod(_snapshot_dirname)  # type: ignore[method-assign]
+except ImportError:  # pragma: no cover - the test extra always installs it
+    pass
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[None]:
+    """Every timestamp is the same instant: durations on screen never vary."""
+    from tests.app_helpers import FROZEN
+    from tui.core import ids
+
+    ids.set_clock(lambda: FROZEN)
+    yield
+    ids.set_clock(None)

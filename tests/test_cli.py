@@ -191,12 +191,6 @@ def test_claude_model_says_not_available_yet(tmp_path: Path) -> None:
     assert "not available yet" in result.stderr
 
 
-def test_no_arguments_says_the_app_is_not_built(tmp_path: Path) -> None:
-    result = corral(data_dir=tmp_path / "d")
-    assert result.returncode == 2
-    assert "not built yet" in result.stderr
-
-
 def test_corral_home_is_the_default_data_dir(tmp_path: Path) -> None:
     env = {**os.environ, "CORRAL_HOME": str(tmp_path / "home")}
     result = subprocess.run(

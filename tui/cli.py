@@ -22,17 +22,13 @@ from tui.core.describe import describe
 from tui.core.errors import CorralError, UsageError
 from tui.core.ids import utc_now
 from tui.core.pricing import default_pricing, format_usd
-from tui.core.spec import ad_hoc_spec, load_spec
+from tui.core.spec import SessionSpec, ad_hoc_spec, load_spec
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
 from tui.core.supervisor import Supervisor, finished_after
 
 DEMO_APPROVAL_PAUSE_S = 3.0
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APP_NOT_BUILT = (
-    "the terminal app is not built yet (it is its own issue); "
-    "use `corral demo --headless` or `corral run ... --headless`, and `corral --help`"
-)
 
 
 def bundled_sessions_dir() -> Path:
@@ -222,13 +218,29 @@ async def follow(
     return [await supervisor.store.state(sid) for sid in session_ids]
 
 
-async def cmd_demo(args: argparse.Namespace) -> int:
-    if not args.headless:
-        raise UsageError(APP_NOT_BUILT)
+def run_app(args: argparse.Namespace, specs: list | None = None) -> int:
+    """The terminal app on the store (imported here: only the app needs Textual)."""
+    from tui.ui.app import CorralApp
+
+    app = CorralApp(
+        resolve_data_dir(args.data_dir),
+        start_specs=specs,
+        script_speed=getattr(args, "speed", 1.0),
+        max_concurrent=getattr(args, "max_concurrent", 8),
+    )
+    app.run()
+    return app.return_code or 0
+
+
+def demo_spec_list() -> list:
     paths = demo_specs()
     if not paths:
         raise UsageError(f"no demo specs found in {bundled_sessions_dir()}")
-    specs = [load_spec(p) for p in paths]  # all checked before any starts
+    return [load_spec(p) for p in paths]  # all checked before any starts
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    specs = demo_spec_list()
 
     async def body(supervisor: Supervisor) -> int:
         with supervisor.bus.subscribe() as sub:
@@ -244,9 +256,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await with_supervisor(args, body)
 
 
-async def cmd_run(args: argparse.Namespace) -> int:
-    if not args.headless:
-        raise UsageError(APP_NOT_BUILT + " (add --headless)")
+def build_run_spec(args: argparse.Namespace) -> SessionSpec:
     if args.spec and args.prompt:
         raise UsageError("give a spec file or --prompt, not both")
     if args.spec:
@@ -266,6 +276,11 @@ async def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         raise UsageError("give a spec file (corral run SPEC.toml) or --prompt TEXT")
+    return spec
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    spec = build_run_spec(args)
 
     async def body(supervisor: Supervisor) -> int:
         with supervisor.bus.subscribe() as sub:
@@ -470,12 +485,18 @@ def dispatch(args: argparse.Namespace) -> Awaitable[int]:
             return cmd_command(args, "message", {"text": args.text})
         case "pause" | "resume" | "interrupt" | "cancel":
             return cmd_command(args, args.command, {})
-    raise UsageError(APP_NOT_BUILT)
+    raise UsageError(f"unknown command {args.command!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command is None:
+            return run_app(args)
+        if args.command == "demo" and not args.headless:
+            return run_app(args, demo_spec_list())
+        if args.command == "run" and not args.headless:
+            return run_app(args, [build_run_spec(args)])
         return asyncio.run(dispatch(args))
     except CorralError as exc:
         print(f"corral: {exc}", file=sys.stderr)

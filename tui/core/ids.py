@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
@@ -28,8 +29,22 @@ def event_id() -> str:
     return new_id("sevt")
 
 
-def utc_now() -> datetime:
+def _system_now() -> datetime:
     return datetime.now(UTC)
+
+
+_clock: Callable[[], datetime] = _system_now
+
+
+def utc_now() -> datetime:
+    """The time every event and record is stamped with (timezone-aware UTC)."""
+    return _clock()
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> None:
+    """Replace the clock (snapshot tests freeze it); None restores the system clock."""
+    global _clock
+    _clock = clock or _system_now
 
 
 def parse_time(text: str) -> datetime:

@@ -70,6 +70,7 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sandboxes: dict[str, Sandbox] = {}
         self._background: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
         self.recovered: list[str] = []
 
     @property
@@ -106,6 +107,8 @@ class Supervisor:
         for sandbox in self._sandboxes.values():
             await sandbox.close()
         self._sandboxes.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing)
         await self.store.release_lease()
 
     async def _heartbeat(self) -> None:
@@ -207,7 +210,9 @@ class Supervisor:
             self._runners.pop(sid, None)
             sandbox = self._sandboxes.pop(sid, None)
             if sandbox is not None:
-                asyncio.get_running_loop().create_task(sandbox.close())
+                closing = asyncio.get_running_loop().create_task(sandbox.close())
+                self._closing.add(closing)  # close() waits for these
+                closing.add_done_callback(self._closing.discard)
 
     async def runner(self, session_id: str) -> SessionRunner:
         """The live runner of a session, starting one for a stored session if needed."""

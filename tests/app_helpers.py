@@ -1,0 +1,59 @@
+"""Driving the app in tests: a demo app on a temp store, settled into a known state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from tui.cli import demo_spec_list
+from tui.core.spec import SessionSpec
+from tui.core.state import SessionState
+from tui.core.supervisor import is_settled
+from tui.ui.app import CorralApp
+from tui.ui.widgets.session_pane import SessionPane
+
+FROZEN = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+
+
+def demo_app(data_dir: Path, specs: list[SessionSpec] | None = None, **kwargs: object) -> CorralApp:
+    options: dict[str, object] = {"script_speed": 0, "watch_themes": False, "live_ticker": False}
+    options.update(kwargs)
+    return CorralApp(data_dir, start_specs=demo_spec_list() if specs is None else specs, **options)  # type: ignore[arg-type]
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], what: str, tries: int = 200) -> None:
+    """Let the app work (message queue drained, 50 ms at a time) until ``condition`` holds."""
+    for _ in range(tries):
+        if condition():
+            return
+        if not pilot.app.is_running:
+            raise AssertionError(f"the app stopped while waiting for: {what}")
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+async def settle(
+    pilot: Pilot, app: CorralApp, count: int = 3, when: Callable[[SessionState], bool] = is_settled
+) -> None:
+    """Wait until ``count`` sessions exist, each settled, and their panes show it."""
+    await until(pilot, app.ready.is_set, "the core to start")
+
+    def done() -> bool:
+        views = list(app.bridge.views.values())
+        panes = list(app.dashboard.query(SessionPane))
+        return (
+            len(views) == count
+            and all(when(v.state) for v in views)
+            and len(panes) == count
+            and all(p._shown_version == p.view.version for p in panes)
+        )
+
+    await until(pilot, done, f"{count} settled sessions on screen")
+    await pilot.pause()
+
+
+def pane(app: CorralApp, title: str) -> SessionPane:
+    return next(p for p in app.dashboard.query(SessionPane) if p.view.title == title)

@@ -1,0 +1,318 @@
+"""The Textual app driven with Pilot: navigation, filter, approvals, controls, themes, quit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+from textual.widgets import Input
+
+from tui.core import events as ev
+from tui.core.settings import load_settings
+from tui.core.supervisor import is_finished
+from tui.ui.app import REPO_ROOT
+from tui.ui.screens.approval import ApprovalScreen
+from tui.ui.screens.new_session import NewSessionScreen
+from tui.ui.screens.quit import QuitScreen
+from tui.ui.screens.session import SessionScreen
+from tui.ui.widgets.session_pane import SessionPane
+from tui.ui.widgets.transcript import Transcript
+
+from .app_helpers import demo_app, pane, settle, until
+from .conftest import make_spec
+
+APPROVAL = "Rebuild a report (asks first)"
+
+
+async def test_arrows_move_focus_and_enter_opens_a_session(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        panes = app.dashboard.panes()
+        assert [p.view.title for p in panes] == [
+            "Dead end, then recover",
+            "Fix the failing test",
+            APPROVAL,
+        ]
+        assert app.focused is panes[0]
+        await pilot.press("right")
+        assert app.focused is panes[1]
+        await pilot.press("right", "right")  # stops at the last
+        assert app.focused is panes[2]
+        await pilot.press("left")
+        assert app.focused is panes[1]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SessionScreen), "session screen")
+        screen = app.screen
+        assert isinstance(screen, SessionScreen) and screen.view.title == "Fix the failing test"
+        await until(pilot, lambda: screen.query_one(Transcript).last_seq > 20, "transcript loaded")
+        assert screen.query_one(Transcript).last_seq == screen.view.state.last_seq
+        await pilot.press("escape")
+        assert not isinstance(app.screen, SessionScreen)
+
+
+async def test_mouse_click_focuses_and_double_click_opens(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        target = pane(app, "Fix the failing test")
+        await pilot.click(f"#{target.id}")
+        assert app.focused is target
+        assert not isinstance(app.screen, SessionScreen)
+        await pilot.click(f"#{target.id}", times=2)
+        await until(pilot, lambda: isinstance(app.screen, SessionScreen), "session screen")
+
+
+async def test_filter_narrows_panes_by_status_and_text(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"approval")
+        assert [p.view.title for p in app.dashboard.panes()] == [APPROVAL]
+        app.dashboard.query_one("#filter", Input).value = "slug"
+        await pilot.pause()
+        assert [p.view.title for p in app.dashboard.panes()] == ["Dead end, then recover"]
+        await pilot.press("escape")
+        assert len(app.dashboard.panes()) == 3
+        assert isinstance(app.focused, SessionPane)
+
+
+async def test_allow_from_the_pane_with_one_key(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        target = pane(app, APPROVAL)
+        assert target.has_class("-approval")
+        (tool_use_id,) = target.view.state.pending_approvals
+        target.focus()
+        await pilot.press("y")
+        await until(
+            pilot, lambda: target.view.state.stop_type == ev.END_TURN, "end_turn after allow"
+        )
+        events = await app.store.events(target.view.id)
+        confirmation = next(e for e in events if e.type == ev.USER_TOOL_CONFIRMATION)
+        assert confirmation.payload == {"tool_use_id": tool_use_id, "result": "allow"}
+        await until(pilot, lambda: not target.has_class("-approval"), "highlight cleared")
+
+
+async def test_deny_with_a_message_from_the_prompt(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        target = pane(app, APPROVAL)
+        target.focus()
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "approval prompt")
+        await until(pilot, lambda: isinstance(app.focused, Input), "message box focused")
+        await pilot.press(*"not today")
+        await pilot.press("enter")  # a message given: enter denies with it
+        await until(pilot, lambda: is_finished(target.view.state), "session finished after deny")
+        events = await app.store.events(target.view.id)
+        confirmation = next(e for e in events if e.type == ev.USER_TOOL_CONFIRMATION)
+        assert confirmation.payload["result"] == "deny"
+        assert confirmation.payload["deny_message"] == "not today"
+        result = next(e for e in events if e.type == ev.AGENT_TOOL_RESULT and e.payload["is_error"])
+        assert result.text == "denied by the user: not today"
+
+
+async def test_approve_from_the_session_screen(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        pane(app, APPROVAL).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SessionScreen), "session screen")
+        assert app.screen.query_one(".session--header").has_class("-approval")
+        await pilot.press("y")
+        view = app.screen.view
+        await until(pilot, lambda: view.state.stop_type == ev.END_TURN, "end_turn")
+
+
+def slow_spec(tmp_path: Path, name: str = "slow", latency: int = 300, turns: int = 30):
+    steps = [
+        {
+            "text": f"step {n} " * 8,
+            "latency_ms": latency,
+            "tool_uses": [("bash", {"command": f"echo {n}"})],
+        }
+        for n in range(turns)
+    ]
+    return make_spec(tmp_path, [*steps, {"text": "done"}], name=name, title=f"{name} session")
+
+
+async def test_pause_and_resume_from_the_keyboard(data_dir: Path, tmp_path: Path) -> None:
+    app = demo_app(data_dir, [slow_spec(tmp_path, latency=200, turns=6)], script_speed=1.0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
+        target = app.dashboard.panes()[0]
+        await until(pilot, lambda: target.view.state.status == "running", "running")
+        await pilot.press("p")
+        await until(pilot, lambda: target.view.state.stop_type == ev.PAUSED, "paused", tries=400)
+        assert target.has_class("-paused")
+        await pilot.press("r")
+        await until(
+            pilot, lambda: target.view.state.stop_type == ev.END_TURN, "end_turn", tries=600
+        )
+
+
+async def test_interrupt_from_the_keyboard(data_dir: Path, tmp_path: Path) -> None:
+    app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
+        target = app.dashboard.panes()[0]
+        await until(pilot, lambda: bool(target.view.streaming), "streaming text")
+        await pilot.press("i")
+        await until(pilot, lambda: target.view.state.stop_type == ev.INTERRUPTED, "interrupted")
+        assert target.has_class("-interrupted")
+
+
+async def test_new_session_from_the_picker(data_dir: Path) -> None:
+    app = demo_app(data_dir, [])
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewSessionScreen), "picker")
+        await pilot.press("down", "enter")  # the second spec in sessions/
+        await until(pilot, lambda: len(app.bridge.views) == 1, "one session")
+        view = next(iter(app.bridge.views.values()))
+        assert view.title == "Fix the failing test"
+        await until(pilot, lambda: is_finished(view.state), "finished")
+
+
+async def test_theme_switch_is_remembered(data_dir: Path) -> None:
+    app = demo_app(data_dir, [])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        assert app.theme == "corral-dark"
+        await pilot.press("t")
+        assert app.theme == "corral-light"
+        assert app.current_theme.dark is False
+    assert load_settings(data_dir)["theme"] == "corral-light"
+    again = demo_app(data_dir, [])
+    async with again.run_test(size=(100, 30)) as pilot:
+        await again.ready.wait()
+        assert again.theme == "corral-light"
+
+
+async def test_edited_theme_restyles_live_and_broken_one_is_refused(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    themes = tmp_path / "themes"
+    shutil.copytree(REPO_ROOT / "themes", themes)
+    app = demo_app(data_dir, [], themes_dir=themes, watch_themes=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        await pilot.pause(0.3)  # let the watcher start before the first edit
+        dark = themes / "corral-dark.toml"
+        dark.write_text(dark.read_text().replace('primary = "#5fafd7"', 'primary = "#ff00ff"'))
+        await until(
+            pilot, lambda: str(app.current_theme.primary).lower() == "#ff00ff", "live reload"
+        )
+        assert app.get_css_variables()["primary"].lower().startswith("#ff00ff")
+
+        dark.write_text('name = "corral-dark"\nprimary = "not a colour"\n')
+        await until(
+            pilot,
+            lambda: any("Theme not reloaded" in (n.title or "") for n in app._notifications),
+            "error notification",
+        )
+        assert str(app.current_theme.primary).lower() == "#ff00ff"
+        assert app.theme == "corral-dark"
+
+
+async def test_quit_asks_and_leaves_sessions_resumable(data_dir: Path, tmp_path: Path) -> None:
+    app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        await until(
+            pilot,
+            lambda: any(v.state.status == "running" for v in app.bridge.views.values()),
+            "running",
+        )
+        sid = next(iter(app.bridge.views))
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "quit question")
+        # The key makes the app exit: post it rather than wait on an app that is going.
+        app.simulate_key("l")
+        for _ in range(200):
+            if app._exit:
+                break
+            await asyncio.sleep(0.05)
+        assert app._exit, "the key did not quit the app"
+    assert app.closed.is_set()
+    # The next start shows the session as it was left: idle, resumable.
+    from tui.core.datadir import db_path
+    from tui.core.store import Store
+
+    store = await Store.open(db_path(data_dir))
+    try:
+        state = await store.state(sid)
+        assert state.status == "idle" and state.stop_type == ev.INTERRUPTED
+        assert await store.live_lease_pid() is None
+    finally:
+        await store.close()
+
+
+async def test_quit_can_stop_running_sessions(data_dir: Path, tmp_path: Path) -> None:
+    app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        await until(
+            pilot,
+            lambda: any(v.state.status == "running" for v in app.bridge.views.values()),
+            "running",
+        )
+        view = next(iter(app.bridge.views.values()))
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "quit question")
+        # The key makes the app exit: post it rather than wait on an app that is going.
+        app.simulate_key("s")
+        for _ in range(200):
+            if app._exit:
+                break
+            await asyncio.sleep(0.05)
+        assert app._exit, "the key did not quit the app"
+    assert app.closed.is_set()
+    assert view.state.status == "terminated"
+
+
+async def test_panes_coalesce_bursts(data_dir: Path, tmp_path: Path) -> None:
+    """A burst of events costs one repaint per flush, not one per event."""
+    app = demo_app(data_dir, [])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, app.ready.is_set, "the core to start")
+        spec = make_spec(tmp_path, [{"text": "x"}], name="burst")
+        await app.supervisor.create_session(spec)
+        await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
+        target = app.dashboard.panes()[0]
+        await until(pilot, lambda: is_finished(target.view.state), "finished")
+        repaints = 0
+        original = target.show
+
+        def counting_show(now, force=False):  # type: ignore[no-untyped-def]
+            nonlocal repaints
+            repaints += 1
+            original(now, force=force)
+
+        target.show = counting_show  # type: ignore[method-assign]
+        sid = target.view.id
+        await asyncio.gather(
+            *(app.store.append(ev.agent_message(sid, f"burst {n}")) for n in range(500))
+        )
+        await until(pilot, lambda: target.view.tail[-1].text == "burst 499", "burst shown")
+        await pilot.pause(0.2)
+        assert repaints <= 10
+        assert len(target.view.tail) <= 200  # the tail stays capped
+
+
+def test_no_json_secret_in_settings(data_dir: Path) -> None:
+    from tui.core.settings import save_setting
+
+    save_setting(data_dir, "theme", "corral-light")
+    assert json.loads((data_dir / "settings.json").read_text()) == {"theme": "corral-light"}

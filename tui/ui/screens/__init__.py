@@ -1,0 +1,1 @@
+"""Screens compose widgets; modals are typed ``ModalScreen[T]`` that dismiss with a result."""

@@ -1,0 +1,137 @@
+"""One session in full: transcript, usage per model request, the spec, and its controls."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+
+from tui.core import events as ev
+from tui.core.pricing import default_pricing, format_usd
+from tui.core.views import SessionView
+from tui.ui.widgets.cost_ticker import CostTicker
+from tui.ui.widgets.transcript import Transcript
+
+if TYPE_CHECKING:
+    from tui.ui.app import CorralApp
+
+
+class SessionScreen(Screen[None]):
+    DEFAULT_CSS = """
+    SessionScreen { layout: vertical; }
+    SessionScreen > .session--header { height: 2; padding: 0 1; }
+    SessionScreen TabbedContent { height: 1fr; }
+    SessionScreen #message { dock: bottom; margin: 0 1 1 1; }
+    """
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("y", "app.approve(True)", "Allow"),
+        Binding("d", "app.approve(False)", "Deny…"),
+        Binding("p", "app.control('pause')", "Pause"),
+        Binding("r", "app.control('resume')", "Resume"),
+        Binding("i", "app.control('interrupt')", "Interrupt"),
+        Binding("x", "app.control('cancel')", "Cancel"),
+        Binding("m", "focus_message", "Message"),
+    ]
+
+    app: CorralApp  # type: ignore[assignment]
+
+    def __init__(self, view: SessionView) -> None:
+        super().__init__()
+        self.view = view
+        self.session_id = view.id
+        self._requests: dict[str, int] = {}  # request start id -> its number
+        self._models: dict[str, str] = {}  # request start id -> model priced
+        self._last_seq = 0
+
+    def compose(self) -> ComposeResult:
+        yield CostTicker()
+        yield Static(classes="session--header")
+        with TabbedContent(initial="transcript"):
+            with TabPane("Transcript", id="transcript"):
+                yield Transcript()
+            with TabPane("Usage", id="usage"):
+                yield DataTable(cursor_type="row", zebra_stripes=True)
+            with TabPane("Spec", id="spec"):
+                yield Static(self._spec_text())
+        yield Input(
+            placeholder="message the agent (enter sends; resumes an idle session)", id="message"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("#", "model", "input", "output", "cache read", "cache write", "cost", "")
+        self.show(self.app.now())
+        self.load_events()
+
+    def _spec_text(self) -> Text:
+        spec = dict(self.view.record.spec)
+        spec.pop("path", None)
+        return Text(json.dumps(spec, indent=2, ensure_ascii=False))
+
+    def show(self, now: object) -> None:
+        view = self.view
+        label, _ = view.status
+        state = view.state
+        header = Text.assemble(
+            (view.title, "bold"),
+            "  ",
+            (label, "bold"),
+            "  ",
+            (view.model, ""),
+            "  ",
+            (f"{view.record.sandbox}: {view.record.isolation}", "dim"),
+            "\n",
+            (f"{state.usage.requests} requests · {state.usage.total_tokens:,} tokens · ", "dim"),
+            (format_usd(state.list_cost(now=now)), "bold"),  # type: ignore[arg-type]
+        )
+        if view.pending():
+            header.append("   ⚠ waiting for approval: y allow · d deny", style="bold reverse")
+        header_widget = self.query_one(".session--header", Static)
+        header_widget.update(header)
+        header_widget.set_class(bool(view.pending()), "-approval")
+
+    @work(exclusive=True, group="session-events")
+    async def load_events(self) -> None:
+        """New events since the last look, off the message loop; then update the widgets."""
+        events = await self.app.store.events(self.session_id, after_seq=self._last_seq)
+        if not events:
+            return
+        self._last_seq = events[-1].seq
+        self.query_one(Transcript).add_events(events)
+        table = self.query_one(DataTable)
+        pricing = default_pricing()
+        for event in events:
+            if event.type == ev.SPAN_MODEL_REQUEST_START:
+                self._requests[event.id] = len(self._requests) + 1
+                self._models[event.id] = event.payload.get("model", "")
+            elif event.type == ev.SPAN_MODEL_REQUEST_END:
+                start = event.payload.get("model_request_start_id", "")
+                model = self._models.get(start, "")
+                u = event.payload.get("model_usage", {})
+                table.add_row(
+                    str(self._requests.get(start, "?")),
+                    model,
+                    f"{u.get('input_tokens', 0):,}",
+                    f"{u.get('output_tokens', 0):,}",
+                    f"{u.get('cache_read_input_tokens', 0):,}",
+                    f"{u.get('cache_creation_input_tokens', 0):,}",
+                    format_usd(pricing.token_cost(model, u), 6),
+                    "failed" if event.payload.get("is_error") else "",
+                )
+
+    def action_focus_message(self) -> None:
+        self.query_one("#message", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if text:
+            self.app.control_session(self.session_id, "message", {"text": text})
+            event.input.value = ""

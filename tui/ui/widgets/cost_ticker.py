@@ -1,0 +1,74 @@
+"""The live cost ticker: spend, burn rate, tokens, model vs session-hour spend, a sparkline."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import humanize
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Sparkline, Static
+
+from tui.core.pricing import format_usd
+from tui.core.views import Totals
+
+EMPTY = Totals(None, Decimal(0), Decimal(0), 0, 0, 0, 0)
+
+
+def compact_count(n: int) -> str:
+    return humanize.intword(n) if n >= 10**6 else humanize.intcomma(n)
+
+
+class CostTicker(Horizontal):
+    DEFAULT_CSS = """
+    CostTicker { height: 1; width: 1fr; }
+    CostTicker > .ticker--text { width: auto; height: 1; padding: 0 1; }
+    CostTicker > .ticker--approvals { width: auto; height: 1; padding: 0 1; }
+    CostTicker > Sparkline { width: 30; height: 1; margin: 0 1; }
+    """
+
+    totals: reactive[Totals] = reactive(EMPTY, always_update=True)
+    burn_per_hour = reactive(None, always_update=True)
+    history: reactive[list[float]] = reactive(list, always_update=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Held, not queried: updates may arrive before the children mount.
+        self._text = Static(classes="ticker--text")
+        self._sparkline = Sparkline([0.0], summary_function=max)
+        self._approvals = Static(classes="ticker--approvals")
+
+    def compose(self) -> ComposeResult:
+        yield self._text
+        yield self._sparkline
+        yield self._approvals
+
+    def watch_totals(self, totals: Totals) -> None:
+        burn = self.burn_per_hour
+        text = Text.assemble(
+            ("corral ", "bold"),
+            (format_usd(totals.cost), "bold"),
+            "  ",
+            (f"{format_usd(burn, 2)}/h" if burn is not None else "$—/h", ""),
+            "  ",
+            (
+                f"{compact_count(totals.tokens)} tok",
+                "dim",
+            ),
+            "  ",
+            (
+                f"model {format_usd(totals.model_cost)} · hours {format_usd(totals.runtime_cost)}",
+                "dim",
+            ),
+            "  ",
+            (f"{totals.running}/{totals.sessions} running", ""),
+        )
+        self._text.update(text)
+        approvals = self._approvals
+        approvals.update(f"⚠ {totals.approvals} waiting for approval" if totals.approvals else "")
+        approvals.set_class(bool(totals.approvals), "-waiting")
+
+    def watch_history(self, history: list[float]) -> None:
+        self._sparkline.data = history or [0.0]

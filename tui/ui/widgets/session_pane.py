@@ -1,0 +1,164 @@
+"""A session's card on the dashboard: status, model, sandbox, a live tail, tokens and cost."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import humanize
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+
+from tui.core.pricing import format_usd
+from tui.core.views import SessionView, TailLine
+
+STATUS_KEYS = (
+    "running",
+    "rescheduling",
+    "approval",
+    "done",
+    "paused",
+    "interrupted",
+    "budget",
+    "error",
+    "terminated",
+)
+TAIL_STYLE = {
+    "user": "bold",
+    "agent": "",
+    "thinking": "italic dim",
+    "tool": "bold $accent",
+    "result": "dim",
+    "error": "$error",
+    "status": "$warning",
+}
+TAIL_MARK = {
+    "user": ">",
+    "agent": "◆",
+    "thinking": "…",
+    "tool": "$",
+    "result": " ",
+    "error": "!",
+    "status": "•",
+}
+
+
+def short_duration(seconds: object) -> str:
+    """Compact elapsed time for a narrow pane: 8s, 3m12s, 1h04m."""
+    total = int(float(seconds))  # type: ignore[arg-type]
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+class SessionPane(Widget, can_focus=True):
+    DEFAULT_CSS = """
+    SessionPane {
+        height: 13;
+        layout: vertical;
+        padding: 0 1;
+    }
+    SessionPane > Static { text-wrap: nowrap; text-overflow: ellipsis; }
+    SessionPane > .pane--title { height: 1; }
+    SessionPane > .pane--meta { height: 1; }
+    SessionPane > .pane--tail { height: 1fr; overflow: hidden; }
+    SessionPane > .pane--usage { height: 1; }
+    """
+
+    class Opened(Message):
+        def __init__(self, session_id: str) -> None:
+            super().__init__()
+            self.session_id = session_id
+
+    def __init__(self, view: SessionView, now: datetime) -> None:
+        super().__init__(id=f"pane-{view.id}")
+        self.view = view
+        self.now = now
+        self._shown_version = -1
+        # Held, not queried: the app may repaint a pane before its children mount.
+        self._title = Static(classes="pane--title")
+        self._meta = Static(classes="pane--meta")
+        self._tail = Static(classes="pane--tail")
+        self._usage = Static(classes="pane--usage")
+
+    def compose(self) -> ComposeResult:
+        yield self._title
+        yield self._meta
+        yield self._tail
+        yield self._usage
+
+    def on_mount(self) -> None:
+        self.show(self.now, force=True)
+
+    def on_click(self, event: events.Click) -> None:
+        # A click focuses the pane (Textual does that); a double click opens it.
+        if event.chain >= 2:
+            self.post_message(self.Opened(self.view.id))
+
+    def show(self, now: datetime, *, force: bool = False) -> None:
+        """Repaint from the view; cheap when nothing changed but the clock."""
+        self.now = now
+        view = self.view
+        label, key = view.status
+        for status in STATUS_KEYS:
+            self.set_class(status == key, f"-{status}")
+        self.border_title = view.title
+        self.border_subtitle = label
+        state = view.state
+        isolation = view.record.isolation.split(" (")[0]
+        meta = Text.assemble(
+            (view.model, "bold"), "  ", (f"{view.record.sandbox}: {isolation}", "dim")
+        )
+        usage = state.usage
+        cost = state.list_cost(now=now)
+        active = short_duration(state.active_at(now))
+        elapsed = short_duration(state.duration_at(now))
+        usage_line = Text.assemble(
+            (format_usd(cost), "bold"),
+            "  ",
+            (f"{humanize.intcomma(usage.total_tokens)} tok · {usage.requests} req", ""),
+            "  ",
+            (f"{active} active / {elapsed}", "dim"),
+        )
+        pending = view.pending()
+        if pending:
+            _, use = pending[0]
+            title = Text.assemble(
+                ("⚠ approve? ", "bold reverse"), f" {use.get('name')}  y allow · d deny · a more"
+            )
+        else:
+            title = Text(label, style="bold")
+        self._title.update(title)
+        self._meta.update(meta)
+        self._usage.update(usage_line)
+        if force or view.version != self._shown_version:
+            self._shown_version = view.version
+            self._tail.update(self._tail_text())
+
+    def _style(self, style: str) -> str:
+        """Rich style text whose ``$name`` words are the current theme's colours."""
+        theme = self.app.current_theme
+        words = [
+            (getattr(theme, w[1:], None) or "") if w.startswith("$") else w for w in style.split()
+        ]
+        return " ".join(w for w in words if w)
+
+    def _tail_text(self) -> Text:
+        rows = max(1, self.size.height - 5) if self.size.height else 8
+        lines: list[TailLine] = list(self.view.tail)[-rows:]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for n, line in enumerate(lines):
+            if n:
+                text.append("\n")
+            text.append(f"{TAIL_MARK.get(line.kind, ' ')} ", style="dim")
+            text.append(line.text, style=self._style(TAIL_STYLE.get(line.kind, "")))
+        if self.view.streaming:
+            text.append(
+                "\n◆ " + self.view.streaming.replace("\n", " ")[-200:] + "▌", style="italic"
+            )
+        return text
