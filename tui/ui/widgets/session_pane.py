@@ -56,6 +56,9 @@ def short_duration(seconds: object) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+TAIL_ROWS = 8
+
+
 class SessionPane(Widget, can_focus=True):
     DEFAULT_CSS = """
     SessionPane {
@@ -149,8 +152,9 @@ class SessionPane(Widget, can_focus=True):
         return " ".join(w for w in words if w)
 
     def _tail_text(self) -> Text:
-        rows = max(1, self.size.height - 5) if self.size.height else 8
-        lines: list[TailLine] = list(self.view.tail)[-rows:]
+        # The pane's height is fixed (13 rows: border, title, meta, usage, 8 of tail), so
+        # the tail never depends on when layout happened: snapshots stay stable.
+        lines: list[TailLine] = list(self.view.tail)[-TAIL_ROWS:]
         text = Text(no_wrap=True, overflow="ellipsis")
         for n, line in enumerate(lines):
             if n:

@@ -1,0 +1,70 @@
+"""Snapshot tests: fixed size, frozen clock, scripted demo sessions settled. Baselines in snapshots/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from tui.core import events as ev
+
+from .app_helpers import demo_app, pane, settle, until
+
+SIZE = (160, 48)
+APPROVAL = "Rebuild a report (asks first)"
+
+
+def settled(**kwargs: object):  # type: ignore[no-untyped-def]
+    """A run_before that waits for the demo to settle and clears transient toasts."""
+
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        await settle(pilot, app)  # type: ignore[arg-type]
+        if kwargs.get("theme"):
+            app.theme = kwargs["theme"]  # type: ignore[assignment]
+        if kwargs.get("open"):
+            pane(app, kwargs["open"]).focus()  # type: ignore[arg-type]
+            await pilot.press(*kwargs.get("keys", ("enter",)))  # type: ignore[arg-type]
+            await pilot.pause(0.3)
+        else:
+            pane(app, "Dead end, then recover").focus()  # type: ignore[arg-type]
+        app.clear_notifications()
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_dashboard_dark(snap_compare, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(demo_app(data_dir), terminal_size=SIZE, run_before=settled())
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_dashboard_light(snap_compare, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(
+        demo_app(data_dir), terminal_size=SIZE, run_before=settled(theme="corral-light")
+    )
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_approval_prompt(snap_compare, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(
+        demo_app(data_dir), terminal_size=SIZE, run_before=settled(open=APPROVAL, keys=("a",))
+    )
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_session_screen(snap_compare, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await settled(open="Fix the failing test")(pilot)
+        screen = pilot.app.screen
+        await until(
+            pilot,
+            lambda: screen.query_one("Transcript").last_seq == screen.view.state.last_seq,
+            "transcript",
+        )
+        assert screen.view.state.stop_type == ev.END_TURN
+        await pilot.pause(0.2)
+
+    assert snap_compare(demo_app(data_dir), terminal_size=SIZE, run_before=run_before)
