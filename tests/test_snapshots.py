@@ -1,4 +1,4 @@
-"""Snapshot tests: fixed size, frozen clock, scripted demo sessions settled. Baselines in snapshots/."""
+"""Snapshot tests: fixed size, frozen clock, demo sessions settled; baselines in snapshots/."""
 
 from __future__ import annotations
 
