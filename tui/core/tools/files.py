@@ -123,7 +123,9 @@ def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
         rel = file.relative_to(base).as_posix()
         if regex.fullmatch(rel):
             matches.append(file)
-    matches.sort(key=lambda p: p.lstat().st_mtime, reverse=True)
+    # Newest first to the second, then by name: files written together (a checkout, a
+    # copied workspace) list in a stable order.
+    matches.sort(key=lambda p: (-int(p.lstat().st_mtime), str(p)))
     lines = [str(m.relative_to(ws.root)) for m in matches[:MAX_MATCHES]]
     if len(matches) > MAX_MATCHES:
         lines.append(f"[... {len(matches) - MAX_MATCHES} more matches not shown ...]")
