@@ -7,10 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 
 from tui.core import events as ev
+from tui.core.datadir import db_path
 from tui.core.settings import load_settings
+from tui.core.store import Store
 from tui.core.supervisor import is_finished
 from tui.ui.app import REPO_ROOT
 from tui.ui.screens.approval import ApprovalScreen
@@ -226,7 +229,14 @@ async def test_edited_theme_restyles_live_and_broken_one_is_refused(
         assert app.theme == "corral-dark"
 
 
-async def test_quit_asks_and_leaves_sessions_resumable(data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "status", "stop"),
+    [("l", "idle", ev.INTERRUPTED), ("s", "terminated", None)],
+    ids=["leave-resumable", "stop"],
+)
+async def test_quit_asks_then_leaves_or_stops_running_sessions(
+    data_dir: Path, tmp_path: Path, key: str, status: str, stop: str | None
+) -> None:
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, app.ready.is_set, "the core to start")
@@ -239,47 +249,21 @@ async def test_quit_asks_and_leaves_sessions_resumable(data_dir: Path, tmp_path:
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen), "quit question")
         # The key makes the app exit: post it rather than wait on an app that is going.
-        app.simulate_key("l")
+        app.simulate_key(key)
         for _ in range(200):
             if app._exit:
                 break
             await asyncio.sleep(0.05)
         assert app._exit, "the key did not quit the app"
     assert app.closed.is_set()
-    # The next start shows the session as it was left: idle, resumable.
-    from tui.core.datadir import db_path
-    from tui.core.store import Store
-
+    # The next start shows the session as it was left.
     store = await Store.open(db_path(data_dir))
     try:
         state = await store.state(sid)
-        assert state.status == "idle" and state.stop_type == ev.INTERRUPTED
+        assert (state.status, state.stop_type if stop else None) == (status, stop)
         assert await store.live_lease_pid() is None
     finally:
         await store.close()
-
-
-async def test_quit_can_stop_running_sessions(data_dir: Path, tmp_path: Path) -> None:
-    app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, app.ready.is_set, "the core to start")
-        await until(
-            pilot,
-            lambda: any(v.state.status == "running" for v in app.bridge.views.values()),
-            "running",
-        )
-        view = next(iter(app.bridge.views.values()))
-        await pilot.press("q")
-        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "quit question")
-        # The key makes the app exit: post it rather than wait on an app that is going.
-        app.simulate_key("s")
-        for _ in range(200):
-            if app._exit:
-                break
-            await asyncio.sleep(0.05)
-        assert app._exit, "the key did not quit the app"
-    assert app.closed.is_set()
-    assert view.state.status == "terminated"
 
 
 async def test_panes_coalesce_bursts(data_dir: Path, tmp_path: Path) -> None:
