@@ -57,3 +57,10 @@ async def settle(
 
 def pane(app: CorralApp, title: str) -> SessionPane:
     return next(p for p in app.dashboard.query(SessionPane) if p.view.title == title)
+
+
+async def only_pane(pilot: Pilot, app: CorralApp) -> SessionPane:
+    """The pane of the app's one session, once the core is up and it is mounted."""
+    await until(pilot, app.ready.is_set, "the core to start")
+    await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
+    return app.dashboard.panes()[0]

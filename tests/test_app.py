@@ -23,7 +23,7 @@ from tui.ui.screens.session import SessionScreen
 from tui.ui.widgets.session_pane import SessionPane
 from tui.ui.widgets.transcript import Transcript
 
-from .app_helpers import demo_app, pane, settle, until
+from .app_helpers import demo_app, only_pane, pane, settle, until
 from .conftest import make_spec
 
 APPROVAL = "Rebuild a report (asks first)"
@@ -150,9 +150,7 @@ def slow_spec(tmp_path: Path, name: str = "slow", latency: int = 300, turns: int
 async def test_pause_and_resume_from_the_keyboard(data_dir: Path, tmp_path: Path) -> None:
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=200, turns=6)], script_speed=1.0)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, app.ready.is_set, "the core to start")
-        await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
-        target = app.dashboard.panes()[0]
+        target = await only_pane(pilot, app)
         await until(pilot, lambda: target.view.state.status == "running", "running")
         await pilot.press("p")
         await until(pilot, lambda: target.view.state.stop_type == ev.PAUSED, "paused", tries=400)
@@ -166,9 +164,7 @@ async def test_pause_and_resume_from_the_keyboard(data_dir: Path, tmp_path: Path
 async def test_interrupt_from_the_keyboard(data_dir: Path, tmp_path: Path) -> None:
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, app.ready.is_set, "the core to start")
-        await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
-        target = app.dashboard.panes()[0]
+        target = await only_pane(pilot, app)
         await until(pilot, lambda: bool(target.view.streaming), "streaming text")
         await pilot.press("i")
         await until(pilot, lambda: target.view.state.stop_type == ev.INTERRUPTED, "interrupted")

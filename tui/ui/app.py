@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from tui.core.settings import load_settings, save_setting
 from tui.core.spec import SessionSpec, ad_hoc_spec
 from tui.core.store import Store
 from tui.core.supervisor import Supervisor
-from tui.core.views import SpendHistory, totals
+from tui.core.views import SessionView, SpendHistory, totals
 from tui.ui.bridge import CoreBridge
 from tui.ui.screens.approval import ApprovalScreen, Decision
 from tui.ui.screens.dashboard import DashboardScreen
@@ -32,6 +32,11 @@ from tui.ui.widgets.cost_ticker import CostTicker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_THEME = "corral-dark"
+
+
+def in_creation_order(views: Iterable[SessionView]) -> list[SessionView]:
+    """Panes in the order sessions were made; title breaks ties (a frozen test clock)."""
+    return sorted(views, key=lambda v: (v.record.created_at, v.title))
 
 
 class CorralApp(App[None]):
@@ -99,7 +104,7 @@ class CorralApp(App[None]):
         self.bridge = CoreBridge(self, self.store)
         self.bridge.subscribe()
         await self.bridge.load()
-        self.dashboard.add_panes(self._sorted(self.bridge.views), self.now())
+        self.dashboard.add_panes(in_creation_order(self.bridge.views.values()), self.now())
         for sid in self.supervisor.recovered:
             self.notify(
                 f"{self.bridge.views[sid].title}: was running when corral stopped;"
@@ -110,9 +115,6 @@ class CorralApp(App[None]):
         for spec in self.start_specs:
             await self._create(spec)
         self.ready.set()
-
-    def _sorted(self, views: dict) -> list:
-        return sorted(views.values(), key=lambda v: (v.record.created_at, v.title))
 
     @property
     def dashboard(self) -> DashboardScreen:
@@ -129,7 +131,7 @@ class CorralApp(App[None]):
         changed, new = self.bridge.take_changes()
         now = self.now()
         views = [self.bridge.views[sid] for sid in new]
-        self.dashboard.add_panes(sorted(views, key=lambda v: (v.record.created_at, v.title)), now)
+        self.dashboard.add_panes(in_creation_order(views), now)
         self.dashboard.refresh_panes(changed, now)
         screen = self.screen
         if isinstance(screen, SessionScreen) and screen.session_id in changed:
