@@ -379,3 +379,9 @@ class CorralApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.close_core(stop=self._stop_on_exit)
+
+    async def _on_exit_app(self) -> None:
+        # Not every exit path delivers Unmount to the app (run_test's, for one); an open
+        # store would keep its thread, and so the process, alive.
+        await self.close_core(stop=self._stop_on_exit)
+        await super()._on_exit_app()
