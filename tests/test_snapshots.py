@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tui.core import events as ev
 
@@ -25,8 +26,13 @@ def settled(**kwargs: object):  # type: ignore[no-untyped-def]
             app.theme = kwargs["theme"]  # type: ignore[assignment]
         if kwargs.get("open"):
             pane(app, kwargs["open"]).focus()  # type: ignore[arg-type]
+            dashboard = app.screen
             await pilot.press(*kwargs.get("keys", ("enter",)))  # type: ignore[arg-type]
+            await until(pilot, lambda: app.screen is not dashboard, "the next screen")
             await pilot.pause(0.3)
+            # A blinking cursor makes the picture depend on timing; hold it on.
+            for field in app.screen.query(Input):
+                field.cursor_blink = False
         else:
             pane(app, "Dead end, then recover").focus()  # type: ignore[arg-type]
         app.clear_notifications()
