@@ -134,19 +134,3 @@ def frozen_clock() -> Iterator[None]:
     ids.set_clock(lambda: FROZEN)
     yield
     ids.set_clock(None)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """UNFINISHED workaround: some app tests leave a store's aiosqlite thread open (an exit
-    path that skips CorralApp.close_core), which would keep the test process alive after
-    the summary. Exit with pytest's own status instead of hanging CI; the leak is noted."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(getattr(config, "_corral_exitstatus", 0))
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config._corral_exitstatus = int(exitstatus)  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,21 @@ async def test_arrows_move_focus_and_enter_opens_a_session(data_dir: Path) -> No
         assert screen.query_one(Transcript).last_seq == screen.view.state.last_seq
         await pilot.press("escape")
         assert not isinstance(app.screen, SessionScreen)
+
+
+def _store_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+
+async def test_leaving_the_app_any_way_closes_the_store(data_dir: Path) -> None:
+    # A store left open keeps its thread, and so the process, alive after the app ends.
+    before = _store_threads()
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        assert len(_store_threads()) == len(before) + 1
+    assert app.closed.is_set()
+    assert _store_threads() == before
 
 
 async def test_mouse_click_focuses_and_double_click_opens(data_dir: Path) -> None:

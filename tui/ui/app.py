@@ -73,7 +73,7 @@ class CorralApp(App[None]):
         self.bridge: CoreBridge
         self.ready = asyncio.Event()  # set once the core is up and the panes are mounted
         self.closed = asyncio.Event()  # set once the core has shut down
-        self._closing = False
+        self._core_closing = False
         self._stop_on_exit = False
 
     # -- start-up --------------------------------------------------------------------
@@ -126,7 +126,7 @@ class CorralApp(App[None]):
     # -- core → screen ------------------------------------------------------------------
 
     def on_core_bridge_changed(self, _message: CoreBridge.Changed) -> None:
-        if self._closing:
+        if self._core_closing:
             return
         changed, new = self.bridge.take_changes()
         now = self.now()
@@ -365,9 +365,9 @@ class CorralApp(App[None]):
         ]
 
     async def close_core(self, *, stop: bool = False) -> None:
-        if self._closing or not hasattr(self, "supervisor"):
+        if self._core_closing or not hasattr(self, "supervisor"):
             return
-        self._closing = True
+        self._core_closing = True
         if stop:
             for view in list(self.bridge.views.values()):
                 if view.state.status in ("running", "rescheduling"):
@@ -379,9 +379,3 @@ class CorralApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.close_core(stop=self._stop_on_exit)
-
-    async def _on_exit_app(self) -> None:
-        # Not every exit path delivers Unmount to the app (run_test's, for one); an open
-        # store would keep its thread, and so the process, alive.
-        await self.close_core(stop=self._stop_on_exit)
-        await super()._on_exit_app()
