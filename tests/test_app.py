@@ -170,7 +170,8 @@ async def test_pause_and_resume_from_the_keyboard(data_dir: Path, tmp_path: Path
         await until(pilot, lambda: target.view.state.status == "running", "running")
         await pilot.press("p")
         await until(pilot, lambda: target.view.state.stop_type == ev.PAUSED, "paused", tries=400)
-        assert target.has_class("-paused")
+        # The pane repaints on its next coalesced refresh, not with the state itself.
+        await until(pilot, lambda: target.has_class("-paused"), "the pane shows paused")
         await pilot.press("r")
         await until(
             pilot, lambda: target.view.state.stop_type == ev.END_TURN, "end_turn", tries=600
@@ -184,7 +185,7 @@ async def test_interrupt_from_the_keyboard(data_dir: Path, tmp_path: Path) -> No
         await until(pilot, lambda: bool(target.view.streaming), "streaming text")
         await pilot.press("i")
         await until(pilot, lambda: target.view.state.stop_type == ev.INTERRUPTED, "interrupted")
-        assert target.has_class("-interrupted")
+        await until(pilot, lambda: target.has_class("-interrupted"), "the pane shows interrupted")
 
 
 async def test_new_session_from_the_picker(data_dir: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import humanize
 
+from tui import cli_timeline
 from tui.core import events as ev
 from tui.core.bus import Subscription
 from tui.core.datadir import db_path, resolve_data_dir
@@ -136,7 +137,10 @@ async def with_store(data_dir: Path, body: Callable[[Store], Awaitable[int]]) ->
 
 
 async def with_supervisor(
-    args: argparse.Namespace, body: Callable[[Supervisor], Awaitable[int]]
+    args: argparse.Namespace,
+    body: Callable[[Supervisor], Awaitable[int]],
+    *,
+    resume_recovered: bool = False,
 ) -> int:
     data_dir = resolve_data_dir(args.data_dir)
 
@@ -144,12 +148,10 @@ async def with_supervisor(
         supervisor = Supervisor(
             store, data_dir, max_concurrent=args.max_concurrent, script_speed=args.speed
         )
-        await supervisor.start()
+        await supervisor.start(resume_recovered=resume_recovered)
         for sid in supervisor.recovered:
-            print(
-                f"recovered {sid}: it was running when corral stopped; it is idle now",
-                file=sys.stderr,
-            )
+            now = "resuming from its last checkpoint" if resume_recovered else "it is idle now"
+            print(f"recovered {sid}: it was running when corral stopped; {now}", file=sys.stderr)
         try:
             return await body(supervisor)
         finally:
@@ -343,6 +345,21 @@ async def cmd_show(args: argparse.Namespace) -> int:
     return await with_store(resolve_data_dir(args.data_dir), body)
 
 
+async def cmd_resume_all(args: argparse.Namespace) -> int:
+    """Recover every session a dead corral left running, and see each to its next stop."""
+
+    async def body(supervisor: Supervisor) -> int:
+        ids = list(supervisor.recovered)
+        if not ids:
+            print("nothing to recover: no session was left running")
+            return 0
+        with supervisor.bus.subscribe() as sub:
+            states = await follow(supervisor, sub, ids, auto_approve_after=None)
+        return 0 if all(s.stop_type == ev.END_TURN for s in states) else 1
+
+    return await with_supervisor(args, body, resume_recovered=True)
+
+
 async def cmd_command(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:
     """Send a command to the live corral if one runs here; else run the session ourselves."""
     data_dir = resolve_data_dir(args.data_dir)
@@ -451,13 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help_text in (
         ("pause", "pause at the next step"),
-        ("resume", "resume a paused or interrupted session"),
+        ("resume", "resume a session; with none, every one a crash left running"),
         ("interrupt", "stop the current step"),
         ("cancel", "terminate the session"),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("session")
+        p.add_argument("session", nargs="?" if name == "resume" else None)
         runner_options(p)
+    cli_timeline.add_commands(sub, runner_options)
     return parser
 
 
@@ -483,8 +501,12 @@ def dispatch(args: argparse.Namespace) -> Awaitable[int]:
             )
         case "send":
             return cmd_command(args, "message", {"text": args.text})
+        case "resume" if args.session is None:
+            return cmd_resume_all(args)
         case "pause" | "resume" | "interrupt" | "cancel":
             return cmd_command(args, args.command, {})
+        case name if name in cli_timeline.COMMANDS:
+            return cli_timeline.dispatch(args)
     raise UsageError(f"unknown command {args.command!r}")
 
 

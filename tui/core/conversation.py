@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui.core import events as ev
+from tui.core.history import visible
 
 
 @dataclass
@@ -71,7 +72,8 @@ class Conversation:
 
 
 def build_conversation(events: list[ev.Event]) -> Conversation:
+    """The conversation of the current branch (a rewind leaves the abandoned one out)."""
     conversation = Conversation()
-    for event in events:
+    for event in visible(events):
         conversation.apply(event)
     return conversation

@@ -25,3 +25,8 @@ def db_path(data_dir: Path) -> Path:
 
 def workspaces_dir(data_dir: Path) -> Path:
     return data_dir / "workspaces"
+
+
+def blobs_dir(data_dir: Path) -> Path:
+    """The content-addressed workspace store, beside the database."""
+    return data_dir / "blobs"

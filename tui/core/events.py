@@ -31,6 +31,8 @@ STATUS_IDLE: Final = "session.status_idle"
 STATUS_RESCHEDULED: Final = "session.status_rescheduled"
 STATUS_TERMINATED: Final = "session.status_terminated"
 SESSION_ERROR: Final = "session.error"
+# corral's own: the session went back to a checkpoint; see history.py.
+SESSION_REWOUND: Final = "session.rewound"
 
 EVENT_TYPES: Final = frozenset(
     {
@@ -48,6 +50,7 @@ EVENT_TYPES: Final = frozenset(
         STATUS_RESCHEDULED,
         STATUS_TERMINATED,
         SESSION_ERROR,
+        SESSION_REWOUND,
     }
 )
 
@@ -59,6 +62,10 @@ RETRIES_EXHAUSTED: Final = "retries_exhausted"
 BUDGET_REACHED: Final = "budget_reached"
 PAUSED: Final = "paused"
 INTERRUPTED: Final = "interrupted"
+
+# Starts the result of a tool call that was cut off (an interrupt, a crash): it did not
+# finish and was not re-run. A model may call the tool again; the scripted one does.
+INTERRUPTED_RESULT: Final = "[interrupted]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +222,7 @@ def session_error(session_id: str, kind: str, message: str, retry: str = "termin
         SESSION_ERROR,
         {"error": {"type": kind, "message": message, "retry_status": {"type": retry}}},
     )
+
+
+def session_rewound(session_id: str, to_seq: int, checkpoint_id: str) -> Event:
+    return Event(session_id, SESSION_REWOUND, {"to_seq": to_seq, "checkpoint_id": checkpoint_id})

@@ -49,3 +49,7 @@ def set_clock(clock: Callable[[], datetime] | None) -> None:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def checkpoint_id() -> str:
+    return new_id("chkp")

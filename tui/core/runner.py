@@ -16,8 +16,9 @@ from decimal import Decimal
 
 from tui.core import events as ev
 from tui.core.bus import Delta
-from tui.core.conversation import Conversation
-from tui.core.errors import ModelError
+from tui.core.checkpoints import TOOL, TURN, Checkpointer, CheckpointRecord, latest_manifest
+from tui.core.conversation import Conversation, build_conversation
+from tui.core.errors import CorralError, ModelError
 from tui.core.permissions import PermissionEngine
 from tui.core.providers.base import ModelProvider, ModelRequest
 from tui.core.spec import SessionSpec
@@ -44,6 +45,7 @@ class SessionRunner:
         slot: asyncio.Semaphore,
         *,
         max_list_cost: Decimal | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.session_id = session_id
         self.spec = spec
@@ -61,6 +63,8 @@ class SessionRunner:
         self._interrupted = False
         self.conversation = Conversation()
         self._seen_seq = 0
+        self.checkpointer = checkpointer
+        self._manifest: str | None = None  # the latest checkpoint's, base of the next one
 
     # -- control, called by the supervisor -------------------------------------------
 
@@ -157,7 +161,9 @@ class SessionRunner:
                 continue
             await self._running()
             outcome = await self.toolset.run(use.payload["name"], use.payload["input"])
-            await self._result(tool_use_id, outcome.text, outcome.is_error)
+            last_of_turn = len(self.conversation.open_tool_uses) == 1
+            checkpoint = await self._snapshot(TURN if last_of_turn else TOOL)
+            await self._result(tool_use_id, outcome.text, outcome.is_error, checkpoint)
         if waiting:
             await self._idle(ev.REQUIRES_ACTION, event_ids=waiting)
             raise Stopped
@@ -228,12 +234,51 @@ class SessionRunner:
 
     async def _catch_up(self) -> None:
         """Fold events appended since we last looked (ours and anyone else's)."""
-        for event in await self.store.events(self.session_id, after_seq=self._seen_seq):
+        new = await self.store.events(self.session_id, after_seq=self._seen_seq)
+        if self._seen_seq == 0 or any(e.type == ev.SESSION_REWOUND for e in new):
+            # A fresh start or a rewind: the conversation is the current branch's.
+            everything = await self.store.events(self.session_id)
+            self.conversation = build_conversation(everything)
+            self._seen_seq = everything[-1].seq if everything else 0
+            self._manifest = await latest_manifest(self.store, self.session_id, everything)
+            return
+        for event in new:
             self.conversation.apply(event)
             self._seen_seq = event.seq
 
-    async def _result(self, tool_use_id: str, text: str, is_error: bool) -> None:
-        await self._append(ev.agent_tool_result(self.session_id, tool_use_id, text, is_error))
+    async def _snapshot(self, kind: str) -> CheckpointRecord | None:
+        """The workspace as it is now, to be committed with the event that follows."""
+        if self.checkpointer is None:
+            return None
+        try:
+            checkpoint = await self.checkpointer.snapshot(
+                self.session_id,
+                self.toolset.workspace.root,
+                self._manifest,
+                kind=kind,
+                turn=self.conversation.assistant_turns,
+            )
+        except (OSError, CorralError) as exc:
+            # The session goes on; the log says this save point is missing and why.
+            await self._append(
+                ev.session_error(self.session_id, "checkpoint_failed", f"no checkpoint: {exc}")
+            )
+            return None
+        self._manifest = checkpoint.manifest
+        return checkpoint
+
+    async def _result(
+        self,
+        tool_use_id: str,
+        text: str,
+        is_error: bool,
+        checkpoint: CheckpointRecord | None = None,
+    ) -> None:
+        await self.store.append(
+            ev.agent_tool_result(self.session_id, tool_use_id, text, is_error),
+            checkpoint=checkpoint,
+        )
+        await self._catch_up()
 
     async def _settle_interrupted(self, why: str) -> None:
         for tool_use_id in list(self.conversation.open_tool_uses):
@@ -245,7 +290,7 @@ class SessionRunner:
                 and not self._terminating
             ):
                 continue  # still the user's to answer
-            await self._result(tool_use_id, f"error: {why}; the tool call did not finish", True)
+            await self._result(tool_use_id, interrupted_result(why), True)
 
     async def _running(self) -> None:
         if not self._holding_slot:
@@ -279,6 +324,10 @@ class SessionRunner:
 
     def _publish_delta(self, kind: str, text: str) -> None:
         self.store.bus.publish([Delta(self.session_id, kind, text)])
+
+
+def interrupted_result(why: str) -> str:
+    return f"{ev.INTERRUPTED_RESULT} error: {why}; the tool call did not finish and was not re-run"
 
 
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:

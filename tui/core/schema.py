@@ -60,6 +60,26 @@ MIGRATIONS: tuple[str, ...] = (
         heartbeat REAL NOT NULL
     );
     """,
+    # 2: checkpoints: a position in a session's log plus its workspace's manifest.
+    """
+    CREATE TABLE checkpoints (
+        id           TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions(id),
+        seq          INTEGER NOT NULL,
+        created_at   TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        label        TEXT NOT NULL DEFAULT '',
+        manifest     TEXT NOT NULL,
+        files        INTEGER NOT NULL,
+        bytes        INTEGER NOT NULL,
+        changed      INTEGER NOT NULL,
+        stored_bytes INTEGER NOT NULL,
+        turn         INTEGER NOT NULL,
+        model_cost   TEXT NOT NULL,
+        tokens       INTEGER NOT NULL
+    );
+    CREATE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

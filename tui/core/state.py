@@ -92,6 +92,10 @@ class SessionState:
                 self.usage.add(usage, pricing.token_cost(model, usage))
             case ev.AGENT_TOOL_USE if event.payload.get("evaluated_permission") == "ask":
                 self.pending_approvals[event.id] = event.payload
+            case ev.SESSION_REWOUND:
+                # Checkpoints sit after tool results, where nothing waits for approval;
+                # a resumed runner asks again for anything still open on the new branch.
+                self.pending_approvals.clear()
             case ev.USER_TOOL_CONFIRMATION | ev.AGENT_TOOL_RESULT:
                 self.pending_approvals.pop(event.payload.get("tool_use_id", ""), None)
 

@@ -25,6 +25,7 @@ import aiosqlite
 
 from tui.core import events as ev
 from tui.core.bus import EventBus
+from tui.core.checkpoints import CheckpointRecord
 from tui.core.errors import CorralError, NotFoundError, StoreBusyError, StoreError
 from tui.core.events import Event
 from tui.core.ids import parse_time, utc_now
@@ -53,6 +54,8 @@ class SessionRecord:
 class _Append:
     events: list[Event]
     future: asyncio.Future[list[Event]]
+    # Committed with the events, at the position of the last of them.
+    checkpoint: CheckpointRecord | None = None
 
 
 @dataclass
@@ -66,6 +69,11 @@ class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     before: Callable[[], None] | None = None
+
+
+@dataclass
+class _Checkpoint:
+    row: tuple[Any, ...]
 
 
 _STOP = object()
@@ -141,21 +149,29 @@ class Store:
 
     # -- writes --------------------------------------------------------------------
 
-    def submit(self, events: list[Event]) -> asyncio.Future[list[Event]]:
+    def submit(
+        self, events: list[Event], checkpoint: CheckpointRecord | None = None
+    ) -> asyncio.Future[list[Event]]:
         """Queue events for the next group commit; the future gives them with their ``seq``."""
         future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Append(events, future))
+        self._enqueue(_Append(events, future, checkpoint))
         return future
 
     def _enqueue(self, item: Any) -> None:
         self._pending.append(item)
         self._wakeup.set()
 
-    async def append(self, *events: Event) -> list[Event]:
-        """Append events and return once they are committed and published."""
+    async def append(
+        self, *events: Event, checkpoint: CheckpointRecord | None = None
+    ) -> list[Event]:
+        """Append events and return once they are committed and published.
+
+        A ``checkpoint`` is recorded in the same transaction, positioned at the last of
+        ``events`` (or at the session's last event when there are none).
+        """
         if self._writer is None or self._writer.done():
             raise StoreError("the store is closed")
-        return await self.submit(list(events))
+        return await self.submit(list(events), checkpoint)
 
     async def _write(
         self, fn: Callable[[sqlite3.Connection], Any], before: Callable[[], None] | None = None
@@ -187,6 +203,53 @@ class Store:
                     json.dumps(record.metadata),
                 ),
             )
+            conn.execute(_UPSERT_USAGE, _usage_row(state))
+
+        await self._write(insert, before=register)
+
+    async def import_session(
+        self, record: SessionRecord, events: list[Event], checkpoints: list[CheckpointRecord]
+    ) -> None:
+        """Store a whole session at once (an import): record, log and checkpoints together."""
+        state = SessionState(session_id=record.id, created_at=record.created_at)
+        for event in events:
+            state.apply(event)
+
+        def register() -> None:
+            self._states[record.id] = state
+            self._next_seq[record.id] = state.last_seq + 1
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sessions (id, title, created_at, spec, model, sandbox, isolation,"
+                " workspace, metadata) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    record.id,
+                    record.title,
+                    record.created_at.isoformat(),
+                    json.dumps(record.spec),
+                    record.model,
+                    record.sandbox,
+                    record.isolation,
+                    record.workspace,
+                    json.dumps(record.metadata),
+                ),
+            )
+            conn.executemany(
+                _INSERT_EVENT,
+                [
+                    (
+                        e.session_id,
+                        e.seq,
+                        e.id,
+                        e.type,
+                        e.processed_at.isoformat(),
+                        e.payload_json(),
+                    )
+                    for e in events
+                ],
+            )
+            conn.executemany(_INSERT_CHECKPOINT, [_checkpoint_row(c) for c in checkpoints])
             conn.execute(_UPSERT_USAGE, _usage_row(state))
 
         await self._write(insert, before=register)
@@ -239,6 +302,8 @@ class Store:
                 continue
             try:
                 states = [await self._state_for(e.session_id) for e in item.events]
+                if item.checkpoint is not None:
+                    checkpoint_state = await self._state_for(item.checkpoint.session_id)
             except NotFoundError as exc:
                 # An append to a session that does not exist fails alone.
                 item.future.set_exception(exc)
@@ -267,6 +332,15 @@ class Store:
                     for e in stamped
                 ]
             )
+            if item.checkpoint is not None:
+                cp = item.checkpoint
+                touched.add(cp.session_id)
+                cp = cp.with_position(
+                    self._next_seq[cp.session_id] - 1,
+                    checkpoint_state.usage.model_cost,
+                    checkpoint_state.usage.total_tokens,
+                )
+                steps.append(_Checkpoint(_checkpoint_row(cp)))
             results.append((item.future, stamped))
             published.extend(stamped)
         usage_rows = [_usage_row(s) for s in dirty.values()]
@@ -278,6 +352,8 @@ class Store:
                 for step in steps:
                     if isinstance(step, _Op):
                         op_results.append(step.fn(conn))
+                    elif isinstance(step, _Checkpoint):
+                        conn.execute(_INSERT_CHECKPOINT, step.row)
                     else:
                         conn.executemany(_INSERT_EVENT, step)
                 if usage_rows:
@@ -404,6 +480,40 @@ class Store:
             rows = await cursor.fetchall()
         return [_record_from_row(row) for row in rows]
 
+    async def checkpoints(self, session_id: str) -> list[CheckpointRecord]:
+        """A session's checkpoints in log order (every branch; see history.py)."""
+        async with self._db.execute(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_id=? ORDER BY seq, id",
+            (session_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_checkpoint_from_row(row) for row in rows]
+
+    async def get_checkpoint(self, session_id: str, checkpoint: str) -> CheckpointRecord:
+        """A checkpoint by id, unique id prefix, or ``#N`` (its place in the timeline, from 1)."""
+        found = await self.checkpoints(session_id)
+        if checkpoint.startswith("#") and checkpoint[1:].isdigit():
+            index = int(checkpoint[1:])
+            if 1 <= index <= len(found):
+                return found[index - 1]
+            raise NotFoundError(f"session {session_id} has {len(found)} checkpoints, not {index}")
+        matches = [c for c in found if c.id == checkpoint] or [
+            c for c in found if c.id.startswith(checkpoint)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFoundError(
+                f"session {session_id} has no checkpoint {checkpoint!r}"
+                " (see `corral checkpoints SESSION`)"
+            )
+        raise NotFoundError(f"{checkpoint!r} matches {len(matches)} checkpoints; give more of it")
+
+    async def manifests_in_use(self) -> set[str]:
+        """The manifest of every checkpoint of every session (what gc must keep)."""
+        async with self._db.execute("SELECT DISTINCT manifest FROM checkpoints") as cursor:
+            return {row[0] for row in await cursor.fetchall()}
+
     # -- inbox and lease -------------------------------------------------------------
 
     async def inbox_put(self, session_id: str, kind: str, payload: dict[str, Any]) -> None:
@@ -503,6 +613,59 @@ async def _run_script(db: aiosqlite.Connection, script: str) -> None:
 _INSERT_EVENT = (
     "INSERT INTO events (session_id, seq, id, type, processed_at, payload) VALUES (?,?,?,?,?,?)"
 )
+
+_CHECKPOINT_COLUMNS = (
+    "id, session_id, seq, created_at, kind, label, manifest, files, bytes, changed,"
+    " stored_bytes, turn, model_cost, tokens"
+)
+_INSERT_CHECKPOINT = (
+    f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _event_key(e: Event) -> tuple[str, int, str]:
+    return (e.session_id, e.seq, e.id)
+
+
+def _checkpoint_row(cp: CheckpointRecord) -> tuple[Any, ...]:
+    return (
+        cp.id,
+        cp.session_id,
+        cp.seq,
+        cp.created_at.isoformat(),
+        cp.kind,
+        cp.label,
+        cp.manifest,
+        cp.files,
+        cp.bytes,
+        cp.changed,
+        cp.stored_bytes,
+        cp.turn,
+        str(cp.model_cost),
+        cp.tokens,
+    )
+
+
+def _checkpoint_from_row(row: tuple[Any, ...]) -> CheckpointRecord:
+    (cid, sid, seq, created, kind, label, manifest, files, size, changed, stored) = row[:11]
+    turn, cost, tokens = row[11:]
+    return CheckpointRecord(
+        id=cid,
+        session_id=sid,
+        kind=kind,
+        manifest=manifest,
+        files=files,
+        bytes=size,
+        changed=changed,
+        stored_bytes=stored,
+        turn=turn,
+        created_at=parse_time(created),
+        label=label,
+        seq=seq,
+        model_cost=Decimal(cost),
+        tokens=tokens,
+    )
+
 
 _UPSERT_USAGE = (
     "INSERT OR REPLACE INTO usage (session_id, status, stop_reason, input_tokens, output_tokens,"

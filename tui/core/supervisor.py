@@ -15,15 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tui.core import events as ev
+from tui.core.branching import fork_events
 from tui.core.bus import EventBus, Subscription
+from tui.core.checkpoints import MANUAL, START, Checkpointer, CheckpointRecord, latest_on_branch
 from tui.core.conversation import build_conversation
-from tui.core.datadir import workspaces_dir
+from tui.core.datadir import blobs_dir, workspaces_dir
 from tui.core.errors import CorralError, NotFoundError, UsageError
 from tui.core.ids import session_id as new_session_id
 from tui.core.ids import utc_now
 from tui.core.providers import resolve_provider
-from tui.core.runner import SessionRunner, cancel_and_wait
+from tui.core.runner import SessionRunner, cancel_and_wait, interrupted_result
 from tui.core.sandboxes import Sandbox, open_sandbox
+from tui.core.snapshot import Change
 from tui.core.spec import SessionSpec, spec_from_json
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
@@ -72,6 +75,7 @@ class Supervisor:
         self._background: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self.recovered: list[str] = []
+        self.checkpointer = Checkpointer(blobs_dir(data_dir))
 
     @property
     def bus(self) -> EventBus:
@@ -79,15 +83,23 @@ class Supervisor:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Claim the data dir, settle sessions a dead process left running, start chores."""
+    async def start(self, *, resume_recovered: bool = False) -> None:
+        """Claim the data dir, recover sessions a dead process left running, start chores.
+
+        A recovered session's workspace goes back to its last checkpoint (which is
+        committed with the last tool result, so it matches the log); with
+        ``resume_recovered`` each then carries on where it was.
+        """
         await self.store.claim_lease()
+        self.checkpointer.blobs.clear_tmp()
         for record in await self.store.list_sessions():
             if record.state and record.state.status in ("running", "rescheduling"):
-                await self._settle_orphan(
-                    record.id, "corral stopped while this session was running"
-                )
+                await self._recover(record)
                 self.recovered.append(record.id)
+        if resume_recovered:
+            for sid in self.recovered:
+                with contextlib.suppress(CorralError):
+                    await self.resume(sid)
         self._background = [
             asyncio.create_task(self._heartbeat(), name="corral-heartbeat"),
             asyncio.create_task(self._poll_inbox(), name="corral-inbox"),
@@ -143,6 +155,10 @@ class Supervisor:
                 await self.resume(session_id)
             case "cancel":
                 await self.cancel(session_id)
+            case "checkpoint":
+                await self.checkpoint(session_id, payload.get("label", ""))
+            case "rewind":
+                await self.rewind(session_id, payload["checkpoint"])
             case _:
                 raise UsageError(f"unknown command {kind!r}")
 
@@ -169,8 +185,15 @@ class Supervisor:
             sandbox=sandbox.backend,
             isolation=sandbox.isolation,
         )
+        try:
+            start = await self.checkpointer.snapshot(sid, workspace, None, kind=START, turn=0)
+        except OSError as exc:
+            await sandbox.close()
+            raise CorralError(f"cannot snapshot the workspace {workspace}: {exc}") from None
         await self.store.create_session(record)
-        await self.store.append(*(ev.user_message(sid, text) for text in spec.messages))
+        await self.store.append(
+            *(ev.user_message(sid, text) for text in spec.messages), checkpoint=start
+        )
         self._sandboxes[sid] = sandbox
         self._start_runner(sid, spec, provider, sandbox, workspace)
         return sid
@@ -197,6 +220,7 @@ class Supervisor:
             provider,  # type: ignore[arg-type]
             Toolset(Workspace(workspace), sandbox),
             self._slot,
+            checkpointer=self.checkpointer,
         )
         self._runners[sid] = runner
         task = asyncio.create_task(runner.run(), name=f"corral-runner-{sid}")
@@ -273,6 +297,105 @@ class Supervisor:
         if task is not None:
             await asyncio.shield(task)
 
+    # -- checkpoints, rewind, fork -------------------------------------------------------
+
+    async def checkpoint(self, session_id: str, label: str = "") -> CheckpointRecord:
+        """A save point on demand, at the session's current position."""
+        record = await self.store.get_session(session_id)
+        events = await self.store.events(record.id)
+        latest = latest_on_branch(await self.store.checkpoints(record.id), events)
+        checkpoint = await self.checkpointer.snapshot(
+            record.id,
+            Path(record.workspace),
+            latest.manifest if latest else None,
+            kind=MANUAL,
+            turn=build_conversation(events).assistant_turns,
+            label=label,
+        )
+        await self.store.append(checkpoint=checkpoint)
+        return await self.store.get_checkpoint(record.id, checkpoint.id)
+
+    async def rewind_preview(
+        self, session_id: str, checkpoint: str
+    ) -> tuple[SessionRecord, CheckpointRecord, list[Change]]:
+        """What a rewind would do to the workspace, without doing it."""
+        record = await self.store.get_session(session_id)
+        target = await self.store.get_checkpoint(record.id, checkpoint)
+        changes = await self.checkpointer.pending_changes(Path(record.workspace), target.manifest)
+        return record, target, changes
+
+    async def rewind(
+        self, session_id: str, checkpoint: str
+    ) -> tuple[CheckpointRecord, list[Change]]:
+        """Put the workspace back as it was at ``checkpoint`` and branch the log there.
+
+        The session stops if it was working and stays idle (paused) on the new branch
+        until resumed or given a message; the abandoned branch stays in the log.
+        """
+        record = await self.store.get_session(session_id)
+        sid = record.id
+        target = await self.store.get_checkpoint(sid, checkpoint)
+        if record.state and record.state.status == "terminated":
+            raise UsageError(f"session {sid} is terminated; fork it from a checkpoint instead")
+        await self._stop_runner(sid, "the session was rewound")
+        changes = await self.checkpointer.restore(Path(record.workspace), target.manifest)
+        await self.store.append(
+            ev.session_rewound(sid, target.seq, target.id),
+            ev.status_idle(sid, ev.PAUSED, detail=f"rewound to checkpoint {target.id}"),
+        )
+        return target, changes
+
+    async def fork(self, session_id: str, checkpoint: str) -> str:
+        """A new session from ``checkpoint``'s conversation and workspace; the original is
+        left as it is. The fork waits (paused) until resumed or given a message."""
+        record = await self.store.get_session(session_id)
+        target = await self.store.get_checkpoint(record.id, checkpoint)
+        sid = new_session_id()
+        workspace = workspaces_dir(self.data_dir) / sid
+        await self.checkpointer.restore(workspace, target.manifest)
+        copied = fork_events(await self.store.events(record.id), target.seq, sid)
+        start = await self.checkpointer.snapshot(
+            sid,
+            workspace,
+            None,
+            kind=START,
+            turn=build_conversation(copied).assistant_turns,
+            label=f"forked from {record.id} at {target.id}",
+        )
+        await self.store.create_session(
+            SessionRecord(
+                id=sid,
+                title=f"{record.title} (fork)",
+                created_at=utc_now(),
+                spec=record.spec,
+                model=record.model,
+                workspace=str(workspace),
+                sandbox=record.sandbox,
+                isolation=record.isolation,
+                metadata={
+                    "forked_from": {
+                        "session": record.id,
+                        "checkpoint": target.id,
+                        "seq": target.seq,
+                    }
+                },
+            )
+        )
+        await self.store.append(
+            *copied,
+            ev.status_idle(sid, ev.PAUSED, detail=f"forked from {record.id}"),
+            checkpoint=start,
+        )
+        return sid
+
+    async def _stop_runner(self, sid: str, why: str) -> None:
+        task = self._tasks.get(sid)
+        if task is not None:
+            await cancel_and_wait(task)
+        state = await self.store.state(sid)
+        if state.status in ("running", "rescheduling"):
+            await self._settle_orphan(sid, why)
+
     async def wait_for(
         self,
         session_id: str,
@@ -291,6 +414,17 @@ class Supervisor:
             if subscription is None:
                 sub.close()
 
+    async def _recover(self, record: SessionRecord) -> None:
+        why = "corral stopped while this session was running"
+        events = await self.store.events(record.id)
+        latest = latest_on_branch(await self.store.checkpoints(record.id), events)
+        if latest is not None:
+            try:
+                await self.checkpointer.restore(Path(record.workspace), latest.manifest)
+            except (OSError, CorralError) as exc:
+                why += f"; its workspace could not be restored: {exc}"
+        await self._settle_orphan(record.id, why)
+
     async def _settle_orphan(self, sid: str, why: str) -> None:
         """Make the log say what happened to a session nothing runs any more.
 
@@ -306,11 +440,7 @@ class Supervisor:
                 confirmation is not None and confirmation.payload.get("result") == "allow"
             )
             if started:
-                out.append(
-                    ev.agent_tool_result(
-                        sid, tool_use_id, f"error: {why}; this tool call was not re-run", True
-                    )
-                )
+                out.append(ev.agent_tool_result(sid, tool_use_id, interrupted_result(why), True))
         ended = {
             e.payload.get("model_request_start_id")
             for e in events

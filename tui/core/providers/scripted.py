@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.errors import SpecError
+from tui.core.events import INTERRUPTED_RESULT
 from tui.core.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
 from tui.core.state import USAGE_FIELDS
 
@@ -71,11 +72,25 @@ class ScriptedProvider:
         return cls(path, turns, price_as, speed)
 
     async def complete(self, request: ModelRequest, on_delta: DeltaSink) -> ModelResponse:
-        index = sum(1 for m in request.messages if m["role"] == "assistant")
+        retry = _interrupted_calls(request.messages)
+        if retry:
+            # Like a real model would: call again what was cut off, then go on.
+            turn = ScriptTurn("Re-running what was interrupted.", "", tuple(retry), 0, {})
+            return await self._play(turn, request, on_delta)
+        index = sum(
+            1
+            for i, m in enumerate(request.messages)
+            if m["role"] == "assistant" and not (i and _interrupted_calls(request.messages[:i]))
+        )
         if index >= len(self.turns):
             turn = ScriptTurn("(the script has no more turns)", "", (), 0, {})
         else:
             turn = self.turns[index]
+        return await self._play(turn, request, on_delta)
+
+    async def _play(
+        self, turn: ScriptTurn, request: ModelRequest, on_delta: DeltaSink
+    ) -> ModelResponse:
         pieces = [
             ("thinking", turn.thinking[i : i + CHUNK]) for i in range(0, len(turn.thinking), CHUNK)
         ]
@@ -99,6 +114,26 @@ class ScriptedProvider:
             stop_reason="tool_use" if turn.tool_calls else "end_turn",
             usage=usage,
         )
+
+
+def _interrupted_calls(messages: list[dict[str, Any]]) -> list[ToolCall]:
+    """The tool calls whose results in the last message say they were cut off."""
+    if len(messages) < 2 or messages[-1]["role"] != "user" or messages[-2]["role"] != "assistant":
+        return []
+    cut = {
+        block["tool_use_id"]
+        for block in messages[-1]["content"]
+        if block.get("type") == "tool_result"
+        and any(
+            str(part.get("text", "")).startswith(INTERRUPTED_RESULT)
+            for part in block.get("content", [])
+        )
+    }
+    return [
+        ToolCall(block["name"], dict(block["input"]))
+        for block in messages[-2]["content"]
+        if block.get("type") == "tool_use" and block["id"] in cut
+    ]
 
 
 def _parse_turn(source: str, index: int, data: Any) -> ScriptTurn:

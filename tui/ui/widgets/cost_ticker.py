@@ -21,6 +21,19 @@ def compact_count(n: int) -> str:
     return humanize.intword(n) if n >= 10**6 else humanize.intcomma(n)
 
 
+def set_text(static: Static, text: Text) -> None:
+    """Update a width-auto Static, asking for a layout only when its width changes.
+
+    The ticker updates on every bridge flush (20 a second while sessions stream), and a
+    layout reflows the whole screen: with 16 panes that was most of each frame's cost.
+    """
+    old = static.content
+    if isinstance(old, Text) and old == text and old.style == text.style:
+        return
+    width_changed = not isinstance(old, Text) or old.cell_len != text.cell_len
+    static.update(text, layout=width_changed)
+
+
 class CostTicker(Horizontal):
     DEFAULT_CSS = """
     CostTicker { height: 1; width: 1fr; }
@@ -65,9 +78,12 @@ class CostTicker(Horizontal):
             "  ",
             (f"{totals.running}/{totals.sessions} running", ""),
         )
-        self._text.update(text)
+        set_text(self._text, text)
         approvals = self._approvals
-        approvals.update(f"⚠ {totals.approvals} waiting for approval" if totals.approvals else "")
+        set_text(
+            approvals,
+            Text(f"⚠ {totals.approvals} waiting for approval" if totals.approvals else ""),
+        )
         approvals.set_class(bool(totals.approvals), "-waiting")
 
     def watch_history(self, history: list[float]) -> None:

@@ -136,12 +136,15 @@ class SessionPane(Widget, can_focus=True):
             )
         else:
             title = Text(label, style="bold")
-        self._title.update(title)
-        self._meta.update(meta)
-        self._usage.update(usage_line)
+        # Every row's size is fixed by the CSS (height 1 or 1fr, the pane's width), so new
+        # text never needs a layout: Static.update's default (layout=True) would reflow the
+        # whole screen for each update, which dominated frames with 16 streaming panes.
+        self._title.update(title, layout=False)
+        self._meta.update(meta, layout=False)
+        self._usage.update(usage_line, layout=False)
         if force or view.version != self._shown_version:
             self._shown_version = view.version
-            self._tail.update(self._tail_text())
+            self._tail.update(self._tail_text(), layout=False)
 
     def _style(self, style: str) -> str:
         """Rich style text whose ``$name`` words are the current theme's colours."""

@@ -1,0 +1,601 @@
+"""Benchmark: corral's workspace checkpoints against ``git add -A && git commit``.
+
+What is measured, for workspaces of 1,000 and 10,000 files (about 10 MB and 100 MB)
+and for 1 and 100 files changed between two checkpoints, all in one run on the same
+machine, with corral and git each on their own copy of the same tree:
+
+* tree: generated from a fixed seed. Directories nested up to 4 deep, about 20 files
+  each; file sizes log-normal (median 4 KiB, 128 B to 2 MiB) scaled so the mean is
+  10,000 bytes. 90% of files are text (slices of a pseudo-source pool, so zlib
+  shrinks them about as it shrinks code), 10% random bytes (incompressible). Every
+  file starts with a line naming it, so no two are identical.
+* initial checkpoint: a fresh blob store and a fresh ``Checkpointer`` (empty stat
+  cache) snapshotting the whole tree, against ``git add -A && git commit -q`` into a
+  fresh ``git init`` (creating the empty repository is not timed, as creating the
+  empty blob directory is not).
+* incremental checkpoint: ``changed`` files (the same seeded choice every repetition)
+  rewritten in place with new content of the same size, then ``Checkpointer.snapshot``
+  with the previous manifest as base, against ``git add -A && git commit -q``. One
+  ``Checkpointer`` serves the whole sequence, as in a session, so its stat cache is
+  warm, as git's index is.
+* restore: the workspace back to the previous checkpoint (``Checkpointer.restore``)
+  against ``git checkout -q -f <previous commit>``, then forward to the new one again.
+  ``checkout -f`` to a commit, unlike ``checkout <commit> -- .``, also deletes files
+  tracked now but absent there, as corral's restore does; the workspace has just been
+  checkpointed, so nothing is untracked and ``git clean`` would have nothing to do.
+* storage growth of the incremental checkpoint: the sum of file sizes under the blob
+  directory after minus before (and the record's ``stored_bytes``), against the same
+  for all of ``.git`` (objects, index, logs; git zlib-compresses its loose objects,
+  corral stores content as is). Allocated blocks (``st_blocks``) are in the JSON too.
+
+Timing is wall time of the public async API (``await cp.snapshot(...)``,
+``await cp.restore(...)``, each one ``asyncio.to_thread`` hop) and of the git
+commands as subprocesses, which is what a checkpointer built on git would pay too.
+The page cache is warm for both (the trees were just written); ``os.sync()`` runs,
+untimed, before every timed step so neither side pays for the other's writeback, and
+the side that goes first alternates between repetitions. Git runs with no system or
+global config (``GIT_CONFIG_NOSYSTEM``, ``GIT_CONFIG_GLOBAL=/dev/null``) plus a user
+name, ``gc.auto=0`` and ``maintenance.auto=false`` (no gc or repack mid-run); its
+durability is its default ``core.fsync`` (loose objects, index and refs not
+fsynced), which matches corral's blob store (no fsync). Reported times are medians
+over the repetitions: full run 3 initial and 5 incremental ones; ``--quick`` the
+1,000-file tree only with 2 and 3, in well under a minute.
+
+The aim: corral's checkpoint and restore take at most 0.5x git's time, and an
+incremental checkpoint grows storage by at most the changed bytes + 16 KiB.
+
+Run ``python bench/checkpoint.py [--quick] [--json]``; ``--json`` prints one JSON
+object (figures, machine, verdict) instead of the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tui.core.checkpoints import MANUAL, Checkpointer
+
+SEED = 20261126
+MEAN_FILE_BYTES = 10_000
+FILES_PER_DIR = 20
+MAX_DEPTH = 4
+MIN_FILE, MAX_FILE = 128, 2 << 20
+BINARY_SHARE = 0.1
+POOL_BYTES = 4 << 20  # text slices come from here; > MAX_FILE so any size fits
+
+AIM_TIME_RATIO = 0.5
+AIM_SLACK_BYTES = 16 * 1024
+
+GIT_ENV = {
+    **os.environ,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+GIT_CONFIG = (
+    *("-c", "user.name=bench"),
+    *("-c", "user.email=bench@example.invalid"),
+    *("-c", "gc.auto=0"),
+    *("-c", "maintenance.auto=false"),
+    *("-c", "commit.gpgSign=false"),
+)
+PEER = (
+    "git add -A && git commit -q (fresh repo for the initial one); restore:"
+    " git checkout -q -f <commit>; no system/global config, gc.auto=0,"
+    " default core.fsync"
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    sizes: tuple[int, ...]
+    changed: tuple[int, ...]
+    initial_reps: int
+    reps: int
+
+
+MODES = {
+    "full": Mode(sizes=(1_000, 10_000), changed=(1, 100), initial_reps=3, reps=5),
+    "quick": Mode(sizes=(1_000,), changed=(1, 100), initial_reps=2, reps=3),
+}
+
+
+# -- the tree ----------------------------------------------------------------------------
+
+
+@dataclass
+class Tree:
+    files: list[str]  # relative paths
+    sizes: dict[str, int]
+    binary: set[str]
+    bytes: int
+    dirs: int
+
+
+class Content:
+    """Seeded file contents: text slices of a pseudo-source pool, or random bytes."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        letters = "abcdefghijklmnopqrstuvwxyz_"
+        words = ["".join(rng.choices(letters, k=rng.randint(2, 10))) for _ in range(2_000)]
+        words += ["=", "(", ")", ":", "return", "def", "if", "self.", "0", "1", "+", ","]
+        lines = []
+        size = 0
+        while size < POOL_BYTES:
+            line = "    " * rng.randint(0, 3) + " ".join(rng.choices(words, k=rng.randint(3, 12)))
+            lines.append(line)
+            size += len(line) + 1
+        self.pool = "\n".join(lines).encode()[:POOL_BYTES]
+
+    def make(self, path: str, size: int, binary: bool, rev: int) -> bytes:
+        # The revision leads, so even a file shorter than its header changes with it.
+        head = f"# r{rev} {path}\n".encode()
+        if binary:
+            body = self.rng.randbytes(size)
+        else:
+            start = self.rng.randrange(0, len(self.pool) - size)
+            body = self.pool[start : start + size]
+        return (head + body)[:size]
+
+
+def plan_tree(files: int, rng: random.Random) -> Tree:
+    dirs: list[tuple[str, int]] = [("", 0)]  # (relative path, depth)
+    for i in range(max(1, files // FILES_PER_DIR) - 1):
+        parent, depth = rng.choice([d for d in dirs if d[1] < MAX_DEPTH] or dirs[:1])
+        name = f"{parent}/pkg{i:04d}" if parent else f"pkg{i:04d}"
+        dirs.append((name, depth + 1))
+    raw = [rng.lognormvariate(math.log(4096), 1.3) for _ in range(files)]
+    scale = MEAN_FILE_BYTES * files / sum(raw)
+    sizes: dict[str, int] = {}
+    binary: set[str] = set()
+    paths = []
+    for i, r in enumerate(raw):
+        parent = rng.choice(dirs)[0]
+        is_binary = rng.random() < BINARY_SHARE
+        name = f"mod{i:05d}.{'bin' if is_binary else rng.choice(('py', 'md', 'json', 'txt'))}"
+        path = f"{parent}/{name}" if parent else name
+        paths.append(path)
+        sizes[path] = min(MAX_FILE, max(MIN_FILE, int(r * scale)))
+        if is_binary:
+            binary.add(path)
+    return Tree(paths, sizes, binary, sum(sizes.values()), len(dirs) - 1)
+
+
+def write_files(roots: list[Path], contents: dict[str, bytes]) -> None:
+    """Write each file in place (same inode), into every root: as an editor saves."""
+    for path, data in contents.items():
+        for root in roots:
+            full = root / path
+            full.parent.mkdir(parents=True, exist_ok=True)
+            with open(full, "wb") as f:
+                f.write(data)
+
+
+def check_files(root: Path, contents: dict[str, bytes], side: str) -> None:
+    for path, data in contents.items():
+        if (root / path).read_bytes() != data:
+            raise SystemExit(f"{side}: {path} does not hold the expected content")
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    bytes: int  # sum of file sizes
+    blocks: int  # allocated, in bytes (st_blocks * 512)
+
+
+def usage(root: Path, skip: str | None = None) -> Usage:
+    total = blocks = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip is not None and skip in dirnames and dirpath == str(root):
+            dirnames.remove(skip)
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            total += st.st_size
+            blocks += st.st_blocks * 512
+    return Usage(total, blocks)
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *GIT_CONFIG, *args], cwd=repo, env=GIT_ENV, check=True, capture_output=True
+    )
+    return done.stdout.decode().strip()
+
+
+def timed_git_commit(repo: Path, message: str) -> tuple[float, str]:
+    os.sync()
+    t0 = time.perf_counter()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    seconds = time.perf_counter() - t0
+    return seconds, git(repo, "rev-parse", "HEAD")  # untimed: only to name the commit
+
+
+def timed_git_checkout(repo: Path, commit: str) -> float:
+    os.sync()
+    t0 = time.perf_counter()
+    git(repo, "checkout", "-q", "-f", commit)
+    return time.perf_counter() - t0
+
+
+async def timed(step: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    os.sync()
+    t0 = time.perf_counter()
+    result = await step()
+    return time.perf_counter() - t0, result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ratio(corral: float, git_value: float) -> float:
+    return round(corral / git_value, 3) if git_value else math.inf
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+@dataclass
+class Initial:
+    files: int
+    dirs: int
+    bytes: int
+    corral_s: float
+    git_s: float
+    ratio: float
+    corral_store_bytes: int  # blob directory after the initial checkpoint
+    git_store_bytes: int  # .git after the initial commit
+    corral_samples: list[float] = field(default_factory=list)
+    git_samples: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Incremental:
+    files: int
+    changed: int
+    changed_bytes: int
+    checkpoint_corral_s: float
+    checkpoint_git_s: float
+    checkpoint_ratio: float
+    restore_corral_s: float  # back to the previous checkpoint
+    restore_git_s: float
+    restore_ratio: float
+    forward_corral_s: float  # and on to the new one again
+    forward_git_s: float
+    forward_ratio: float
+    growth_corral_bytes: int  # median over repetitions, blob directory delta
+    stored_bytes: int  # median of the records' stored_bytes
+    growth_git_bytes: int  # median, .git delta
+    growth_git_objects_bytes: int
+    growth_corral_blocks: int
+    growth_git_blocks: int
+    growth_limit_bytes: int  # changed bytes + 16 KiB
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+async def bench_size(
+    files: int, mode: Mode, work: Path, log: Callable[[str], None]
+) -> tuple[Initial, list[Incremental]]:
+    rng = random.Random(SEED + files)
+    content = Content(rng)
+    tree = plan_tree(files, rng)
+    ws_corral, ws_git, blobs_root = work / "corral-ws", work / "git-ws", work / "blobs"
+    originals = {p: content.make(p, tree.sizes[p], p in tree.binary, 0) for p in tree.files}
+    write_files([ws_corral, ws_git], originals)
+    del originals
+    log(f"  {files} files: tree written ({tree.bytes / 1e6:.1f} MB in {tree.dirs + 1} dirs)")
+
+    # Initial checkpoint: a fresh store and repository each repetition; the last stay.
+    corral_t: list[float] = []
+    git_t: list[float] = []
+    cp: Checkpointer | None = None
+    manifest = commit = ""
+    for rep in range(mode.initial_reps):
+        shutil.rmtree(blobs_root, ignore_errors=True)
+        shutil.rmtree(ws_git / ".git", ignore_errors=True)
+        cp = Checkpointer(blobs_root)
+        git(ws_git, "init", "-q", "-b", "main")
+
+        async def corral_step(cp: Checkpointer = cp) -> Any:
+            return await cp.snapshot("bench", ws_corral, None, kind=MANUAL, turn=0)
+
+        for side in ("corral", "git") if rep % 2 == 0 else ("git", "corral"):
+            if side == "corral":
+                seconds, record = await timed(corral_step)
+                corral_t.append(seconds)
+                manifest = record.manifest
+            else:
+                seconds, commit = timed_git_commit(ws_git, "initial")
+                git_t.append(seconds)
+    assert cp is not None
+    initial = Initial(
+        files=files,
+        dirs=tree.dirs,
+        bytes=tree.bytes,
+        corral_s=median(corral_t),
+        git_s=median(git_t),
+        ratio=ratio(median(corral_t), median(git_t)),
+        corral_store_bytes=usage(blobs_root, skip="tmp").bytes,
+        git_store_bytes=usage(ws_git / ".git").bytes,
+        corral_samples=corral_t,
+        git_samples=git_t,
+    )
+    log(f"  {files} files: initial checkpoint done")
+
+    rev = 0
+    rows = []
+    for changed in mode.changed:
+        chosen = sorted(random.Random(SEED + files + changed).sample(tree.files, changed))
+        changed_bytes = sum(tree.sizes[p] for p in chosen)
+        s: dict[str, list[float]] = {
+            k: [] for k in ("cp_corral", "cp_git", "re_corral", "re_git", "fw_corral", "fw_git")
+        }
+        growth: dict[str, list[int]] = {
+            k: [] for k in ("corral", "stored", "git", "git_objects", "corral_blk", "git_blk")
+        }
+        # Contents of the chosen files as of the current checkpoint, to check restores.
+        before = {p: (ws_corral / p).read_bytes() for p in chosen}
+        for rep in range(mode.reps):
+            rev += 1
+            after = {p: content.make(p, tree.sizes[p], p in tree.binary, rev) for p in chosen}
+            write_files([ws_corral, ws_git], after)
+            blobs_before = usage(blobs_root, skip="tmp")
+            git_before = usage(ws_git / ".git")
+            objects_before = usage(ws_git / ".git" / "objects").bytes
+            prev_manifest, prev_commit = manifest, commit
+
+            async def snap(base: str = prev_manifest, turn: int = rev) -> Any:
+                return await cp.snapshot("bench", ws_corral, base, kind=MANUAL, turn=turn)
+
+            order = ("corral", "git") if rep % 2 == 0 else ("git", "corral")
+            for side in order:
+                if side == "corral":
+                    seconds, record = await timed(snap)
+                    s["cp_corral"].append(seconds)
+                    manifest = record.manifest
+                    if record.changed != changed:
+                        raise SystemExit(f"corral saw {record.changed} changes, not {changed}")
+                    growth["stored"].append(record.stored_bytes)
+                else:
+                    seconds, commit = timed_git_commit(ws_git, f"rev {rev}")
+                    s["cp_git"].append(seconds)
+            blobs_after = usage(blobs_root, skip="tmp")
+            git_after = usage(ws_git / ".git")
+            growth["corral"].append(blobs_after.bytes - blobs_before.bytes)
+            growth["corral_blk"].append(blobs_after.blocks - blobs_before.blocks)
+            growth["git"].append(git_after.bytes - git_before.bytes)
+            growth["git_blk"].append(git_after.blocks - git_before.blocks)
+            growth["git_objects"].append(usage(ws_git / ".git" / "objects").bytes - objects_before)
+
+            # Back to the previous checkpoint, then forward again.
+            for target_manifest, target_commit, expect, key in (
+                (prev_manifest, prev_commit, before, "re"),
+                (manifest, commit, after, "fw"),
+            ):
+                for side in order:
+                    if side == "corral":
+
+                        async def go(m: str = target_manifest) -> Any:
+                            return await cp.restore(ws_corral, m)
+
+                        seconds, _ = await timed(go)
+                        s[f"{key}_corral"].append(seconds)
+                    else:
+                        s[f"{key}_git"].append(timed_git_checkout(ws_git, target_commit))
+                check_files(ws_corral, expect, "corral")
+                check_files(ws_git, expect, "git")
+            before = after
+        med = {k: median(v) for k, v in s.items()}
+        g = {k: int(median(v)) for k, v in growth.items()}  # type: ignore[arg-type]
+        rows.append(
+            Incremental(
+                files=files,
+                changed=changed,
+                changed_bytes=changed_bytes,
+                checkpoint_corral_s=med["cp_corral"],
+                checkpoint_git_s=med["cp_git"],
+                checkpoint_ratio=ratio(med["cp_corral"], med["cp_git"]),
+                restore_corral_s=med["re_corral"],
+                restore_git_s=med["re_git"],
+                restore_ratio=ratio(med["re_corral"], med["re_git"]),
+                forward_corral_s=med["fw_corral"],
+                forward_git_s=med["fw_git"],
+                forward_ratio=ratio(med["fw_corral"], med["fw_git"]),
+                growth_corral_bytes=g["corral"],
+                stored_bytes=g["stored"],
+                growth_git_bytes=g["git"],
+                growth_git_objects_bytes=g["git_objects"],
+                growth_corral_blocks=g["corral_blk"],
+                growth_git_blocks=g["git_blk"],
+                growth_limit_bytes=changed_bytes + AIM_SLACK_BYTES,
+                samples=s,
+            )
+        )
+        log(f"  {files} files, {changed} changed: done")
+    return initial, rows
+
+
+def run(mode: Mode, log: Callable[[str], None]) -> tuple[list[Initial], list[Incremental]]:
+    initials: list[Initial] = []
+    rows: list[Incremental] = []
+    for files in mode.sizes:
+        with tempfile.TemporaryDirectory(prefix="corral-bench-checkpoint-") as tmp:
+            initial, incremental = asyncio.run(bench_size(files, mode, Path(tmp), log))
+        initials.append(initial)
+        rows.extend(incremental)
+    return initials, rows
+
+
+# -- machine and output ------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def filesystem(path: str) -> str:
+    """Device and type of the mount holding ``path`` (the longest matching mount point)."""
+    best = ("", "unknown", "unknown")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            device, point, kind = line.split()[:3]
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best[0]):
+                best = (point, device, kind)
+    except OSError:
+        pass
+    return f"{best[2]} on {best[1]} (mounted at {best[0] or '?'})"
+
+
+def machine() -> dict[str, Any]:
+    tmp = os.path.realpath(tempfile.gettempdir())
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "git": git(Path(tmp), "--version"),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "tmp": tmp,
+        "tmp_filesystem": filesystem(tmp),
+    }
+
+
+def aim(initials: list[Initial], rows: list[Incremental]) -> dict[str, Any]:
+    out: dict[str, Any] = {"time_ratio_target": AIM_TIME_RATIO, "slack_bytes": AIM_SLACK_BYTES}
+    for i in initials:
+        out[f"initial_{i.files}"] = {"time_met": i.ratio <= AIM_TIME_RATIO}
+    for r in rows:
+        out[f"files_{r.files}_changed_{r.changed}"] = {
+            "checkpoint_time_met": r.checkpoint_ratio <= AIM_TIME_RATIO,
+            "restore_time_met": r.restore_ratio <= AIM_TIME_RATIO,
+            "forward_restore_time_met": r.forward_ratio <= AIM_TIME_RATIO,
+            "growth_met": r.growth_corral_bytes <= r.growth_limit_bytes,
+        }
+    checks = [v for k, d in out.items() if isinstance(d, dict) for v in d.values()]
+    out["all_met"] = all(checks)
+    return out
+
+
+def report_json(mode: str, initials: list[Initial], rows: list[Incremental]) -> str:
+    return json.dumps(
+        {
+            "benchmark": "checkpoint",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "mode": mode,
+            "peer": PEER,
+            "machine": machine(),
+            "initial": [asdict(i) for i in initials],
+            "incremental": [asdict(r) for r in rows],
+            "aim": aim(initials, rows),
+        },
+        indent=2,
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report_table(mode: str, initials: list[Initial], rows: list[Incremental]) -> str:
+    lines = [
+        f"corral checkpoints vs {PEER}; mode={mode}",
+        f"machine: {machine()}",
+        "",
+        "initial checkpoint (ms; store = blob dir / .git after it, bytes)",
+        f"{'files':>6} {'MB':>6} {'corral':>9} {'git':>9} {'c/git':>6}"
+        f" {'corral store':>13} {'git store':>13}",
+    ]
+    for i in initials:
+        lines.append(
+            f"{i.files:>6} {i.bytes / 1e6:>6.1f} {ms(i.corral_s):>9} {ms(i.git_s):>9}"
+            f" {i.ratio:>6.2f} {i.corral_store_bytes:>13,} {i.git_store_bytes:>13,}"
+        )
+    lines += [
+        "",
+        "incremental checkpoint, restore back and forward (ms); growth (bytes)",
+        f"{'files':>6} {'chg':>4} {'chg bytes':>10}"
+        f" {'cp corral':>9} {'cp git':>8} {'c/git':>6}"
+        f" {'back c':>8} {'back git':>8} {'c/git':>6}"
+        f" {'fwd c':>8} {'fwd git':>8} {'c/git':>6}"
+        f" {'grow c':>9} {'grow git':>9} {'limit':>9}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.files:>6} {r.changed:>4} {r.changed_bytes:>10,}"
+            f" {ms(r.checkpoint_corral_s):>9} {ms(r.checkpoint_git_s):>8}"
+            f" {r.checkpoint_ratio:>6.2f}"
+            f" {ms(r.restore_corral_s):>8} {ms(r.restore_git_s):>8} {r.restore_ratio:>6.2f}"
+            f" {ms(r.forward_corral_s):>8} {ms(r.forward_git_s):>8} {r.forward_ratio:>6.2f}"
+            f" {r.growth_corral_bytes:>9,} {r.growth_git_bytes:>9,} {r.growth_limit_bytes:>9,}"
+        )
+    verdict = aim(initials, rows)
+    lines.append("")
+    for i in initials:
+        lines.append(
+            f"aim, initial {i.files} files: time <= {AIM_TIME_RATIO}x git"
+            f" {met(verdict[f'initial_{i.files}']['time_met'])}"
+        )
+    for r in rows:
+        v = verdict[f"files_{r.files}_changed_{r.changed}"]
+        lines.append(
+            f"aim, {r.files} files / {r.changed} changed:"
+            f" checkpoint {met(v['checkpoint_time_met'])},"
+            f" restore {met(v['restore_time_met'])}"
+            f" (forward {met(v['forward_restore_time_met'])}),"
+            f" growth <= changed + 16 KiB {met(v['growth_met'])}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 files only: under a minute")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    initials, rows = run(MODES[mode], log)
+    out = report_json(mode, initials, rows) if args.json else report_table(mode, initials, rows)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

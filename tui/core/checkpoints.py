@@ -1,0 +1,157 @@
+"""Checkpoints: a save point of a session — its position in the log, usage so far, and
+a snapshot of the whole workspace (whatever changed it: the file tools or ``bash``).
+
+The snapshot is taken before the event it belongs to is appended, and the record is
+committed in the same transaction as that event, so after a crash the last
+checkpoint always matches the last tool result in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tui.core import events as ev
+from tui.core.blobs import BlobStore
+from tui.core.history import path_seqs
+from tui.core.ids import checkpoint_id, utc_now
+from tui.core.manifests import Manifest, ManifestStore
+from tui.core.snapshot import Change, StatCache, diff, restore, scan
+
+if TYPE_CHECKING:
+    from tui.core.store import Store
+
+# What made a checkpoint.
+START = "start"  # the workspace as the session began
+TOOL = "tool"  # after a tool ran, more of the turn's tools still to go
+TURN = "turn"  # after the last tool result of a model turn: a turn boundary
+MANUAL = "manual"  # asked for by the user
+REWIND = "rewind"  # where a rewind or fork started a new branch
+KINDS = (START, TOOL, TURN, MANUAL, REWIND)
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    id: str
+    session_id: str
+    kind: str
+    manifest: str
+    files: int
+    bytes: int
+    changed: int  # paths that differ from the previous checkpoint's manifest
+    stored_bytes: int  # what this checkpoint added to the blob store
+    turn: int  # assistant turns so far
+    created_at: datetime = field(default_factory=utc_now)
+    label: str = ""
+    seq: int = 0  # filled in by the store: the last event this checkpoint includes
+    model_cost: Decimal = Decimal(0)  # filled in by the store, as of ``seq``
+    tokens: int = 0
+
+    def with_position(self, seq: int, model_cost: Decimal, tokens: int) -> CheckpointRecord:
+        return replace(self, seq=seq, model_cost=model_cost, tokens=tokens)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "label": self.label,
+            "created_at": self.created_at.isoformat(),
+            "manifest": self.manifest,
+            "files": self.files,
+            "bytes": self.bytes,
+            "changed": self.changed,
+            "stored_bytes": self.stored_bytes,
+            "turn": self.turn,
+            "model_cost": str(self.model_cost),
+            "tokens": self.tokens,
+        }
+
+
+class Checkpointer:
+    """Takes and restores workspace snapshots for every session of one data dir."""
+
+    def __init__(self, blobs_dir: Path) -> None:
+        self.blobs = BlobStore(blobs_dir)
+        self.manifests = ManifestStore(self.blobs)
+        self._caches: dict[str, StatCache] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def snapshot(
+        self,
+        session_id: str,
+        workspace: Path,
+        base: str | None,
+        *,
+        kind: str,
+        turn: int,
+        label: str = "",
+    ) -> CheckpointRecord:
+        """Snapshot ``workspace`` (off the event loop); ``base`` is the previous manifest."""
+        async with self._lock(str(workspace)):
+            return await asyncio.to_thread(
+                self._snapshot, session_id, workspace, base, kind, turn, label
+            )
+
+    def _snapshot(
+        self, session_id: str, workspace: Path, base: str | None, kind: str, turn: int, label: str
+    ) -> CheckpointRecord:
+        cache = self._caches.setdefault(str(workspace), StatCache())
+        manifest, stats = scan(workspace, cache, self.blobs)
+        previous = self.manifests.load(base) if base else {}
+        stored = self.manifests.save(manifest, base)
+        return CheckpointRecord(
+            id=checkpoint_id(),
+            session_id=session_id,
+            kind=kind,
+            label=label,
+            manifest=stored.digest,
+            files=stats.files,
+            bytes=stats.bytes,
+            changed=len(diff(previous, manifest)),
+            stored_bytes=stats.stored_bytes + stored.bytes_written,
+            turn=turn,
+        )
+
+    async def restore(self, workspace: Path, manifest: str) -> list[Change]:
+        async with self._lock(str(workspace)):
+            return await asyncio.to_thread(self._restore, workspace, manifest)
+
+    def _restore(self, workspace: Path, manifest: str) -> list[Change]:
+        cache = self._caches.setdefault(str(workspace), StatCache())
+        return restore(workspace, self.manifests.load(manifest), self.blobs, cache)
+
+    async def pending_changes(self, workspace: Path, manifest: str) -> list[Change]:
+        """What restoring ``manifest`` would change in ``workspace`` (nothing is written)."""
+        async with self._lock(str(workspace)):
+            return await asyncio.to_thread(self._pending, workspace, manifest)
+
+    def _pending(self, workspace: Path, manifest: str) -> list[Change]:
+        cache = self._caches.setdefault(str(workspace), StatCache())
+        current: Manifest = scan(workspace, cache)[0] if workspace.is_dir() else {}
+        return diff(current, self.manifests.load(manifest))
+
+    def load(self, manifest: str) -> Manifest:
+        return self.manifests.load(manifest)
+
+
+async def latest_manifest(store: Store, session_id: str, events: list[ev.Event]) -> str | None:
+    """The manifest of the newest checkpoint on the session's current branch."""
+    latest = latest_on_branch(await store.checkpoints(session_id), events)
+    return latest.manifest if latest else None
+
+
+def latest_on_branch(
+    checkpoints: list[CheckpointRecord], events: list[ev.Event]
+) -> CheckpointRecord | None:
+    on_path = path_seqs(events) | {0}
+    mine = [c for c in checkpoints if c.seq in on_path]
+    return mine[-1] if mine else None

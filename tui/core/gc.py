@@ -1,0 +1,47 @@
+"""Garbage collection of the blob store: only blobs no checkpoint of any session needs.
+
+A plan is computed first and shown; nothing is removed without one. Run it while no
+supervisor is live on the data dir: a checkpoint being taken writes its blobs before
+its record commits, and would look unreferenced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from tui.core.checkpoints import Checkpointer
+from tui.core.store import Store
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    referenced: int
+    unreferenced: list[tuple[str, int]]  # digest, size
+
+    @property
+    def free_bytes(self) -> int:
+        return sum(size for _, size in self.unreferenced)
+
+
+async def plan_gc(store: Store, checkpointer: Checkpointer) -> GcPlan:
+    manifests = await store.manifests_in_use()
+    return await asyncio.to_thread(_plan, checkpointer, manifests)
+
+
+def _plan(checkpointer: Checkpointer, manifests: set[str]) -> GcPlan:
+    keep: set[str] = set()
+    for digest in manifests:
+        keep.update(checkpointer.manifests.chain(digest))
+        keep.update(e[2] for e in checkpointer.load(digest).values() if e[0] == "f")
+    unreferenced = [(d, size) for d, size in checkpointer.blobs.all() if d not in keep]
+    return GcPlan(len(keep), unreferenced)
+
+
+async def apply_gc(checkpointer: Checkpointer, plan: GcPlan) -> None:
+    def remove() -> None:
+        for digest, _ in plan.unreferenced:
+            checkpointer.blobs.remove(digest)
+        checkpointer.blobs.clear_tmp()
+
+    await asyncio.to_thread(remove)

@@ -1,0 +1,165 @@
+"""Workspace manifests: what a checkpoint's workspace holds, path by path.
+
+An entry is a small tuple:
+
+    ("f", mode, sha256, size)    a regular file
+    ("l", target)                a symbolic link, kept as a link
+    ("d", mode)                  a directory (so empty ones come back too)
+
+A manifest is stored in the blob store as JSON. Most are deltas against the
+previous checkpoint's (only what changed), with a full one every ``FULL_EVERY``
+links of the chain, so a checkpoint of a 10k-file tree where one file changed
+costs a few hundred bytes, and reading one back walks a bounded chain.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from tui.core.blobs import HASH_RE, BlobStore
+from tui.core.errors import StoreError
+
+Entry = tuple[Any, ...]
+Manifest = dict[str, Entry]
+
+FORMAT = 1
+FULL_EVERY = 32
+
+
+@dataclass(frozen=True)
+class Stored:
+    digest: str
+    depth: int  # deltas since the last full manifest
+    bytes_written: int  # 0 when an identical manifest was already stored
+
+
+class ManifestStore:
+    def __init__(self, blobs: BlobStore, cache_size: int = 64) -> None:
+        self.blobs = blobs
+        self._cache: OrderedDict[str, tuple[Manifest, int]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def save(self, manifest: Manifest, base: str | None = None) -> Stored:
+        """Store ``manifest``, as a delta against ``base`` when that is worth it."""
+        doc: dict[str, Any]
+        depth = 0
+        if base is not None:
+            base_manifest, base_depth = self._load(base)
+            changed = {p: list(e) for p, e in manifest.items() if base_manifest.get(p) != e}
+            removed = sorted(p for p in base_manifest if p not in manifest)
+            if base_depth + 1 < FULL_EVERY and len(changed) + len(removed) < max(
+                16, len(manifest) // 4
+            ):
+                depth = base_depth + 1
+                doc = {"v": FORMAT, "base": base, "depth": depth, "set": changed, "del": removed}
+            else:
+                base = None
+        if base is None:
+            full = {p: list(e) for p, e in manifest.items()}
+            doc = {"v": FORMAT, "base": None, "depth": 0, "set": full}
+        data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        digest, written = self.blobs.put_bytes(data)
+        self._remember(digest, dict(manifest), depth)
+        return Stored(digest, depth, written)
+
+    def load(self, digest: str) -> Manifest:
+        return dict(self._load(digest)[0])
+
+    def chain(self, digest: str) -> list[str]:
+        """The manifest blobs ``digest`` needs, itself first (what gc and export keep)."""
+        out = []
+        current: str | None = digest
+        while current is not None:
+            out.append(current)
+            current = _parse(self.blobs.get(current), current)["base"]
+        return out
+
+    def _load(self, digest: str) -> tuple[Manifest, int]:
+        hit = self._cache.get(digest)
+        if hit is not None:
+            self._cache.move_to_end(digest)
+            return hit
+        doc = _parse(self.blobs.get(digest), digest)
+        if doc["base"] is None:
+            manifest: Manifest = {}
+        else:
+            manifest = dict(self._load(doc["base"])[0])
+            for path in doc.get("del", []):
+                manifest.pop(path, None)
+        for path, entry in doc["set"].items():
+            manifest[path] = tuple(entry)
+        validate(manifest, digest)
+        self._remember(digest, manifest, int(doc.get("depth", 0)))
+        return manifest, int(doc.get("depth", 0))
+
+    def _remember(self, digest: str, manifest: Manifest, depth: int) -> None:
+        self._cache[digest] = (manifest, depth)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+def _parse(data: bytes, digest: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise StoreError(f"manifest {digest[:12]} is not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("v") != FORMAT or not isinstance(doc.get("set"), dict):
+        raise StoreError(f"manifest {digest[:12]} has an unknown format")
+    base = doc.get("base")
+    if base is not None and (not isinstance(base, str) or not HASH_RE.fullmatch(base)):
+        raise StoreError(f"manifest {digest[:12]} names a bad base")
+    if not isinstance(doc.get("del", []), list):
+        raise StoreError(f"manifest {digest[:12]}: `del` must be a list")
+    return doc
+
+
+def validate(manifest: Manifest, where: str) -> None:
+    """Refuse anything that could write outside a workspace when restored."""
+    for path, entry in manifest.items():
+        problem = _path_problem(path) or _entry_problem(path, entry)
+        if problem:
+            raise StoreError(f"manifest {where[:12]}: {path!r}: {problem}")
+
+
+def _path_problem(path: str) -> str | None:
+    if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
+        return "not a workspace path"
+    if path.startswith("/") or posixpath.normpath(path) != path or path.split("/")[0] == "..":
+        return "leaves the workspace or is not normalised"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return "leaves the workspace or is not normalised"
+    return None
+
+
+def _entry_problem(path: str, entry: Entry) -> str | None:
+    kind = entry[0] if entry else None
+    if kind == "f":
+        ok = (
+            len(entry) == 4
+            and isinstance(entry[1], int)
+            and isinstance(entry[2], str)
+            and HASH_RE.fullmatch(entry[2]) is not None
+            and isinstance(entry[3], int)
+            and entry[3] >= 0
+        )
+        return None if ok else "bad file entry"
+    if kind == "d":
+        return None if len(entry) == 2 and isinstance(entry[1], int) else "bad directory entry"
+    if kind == "l":
+        if len(entry) != 2 or not isinstance(entry[1], str) or "\x00" in entry[1]:
+            return "bad link entry"
+        return None
+    return "unknown entry kind"
+
+
+def link_escapes(path: str, target: str) -> bool:
+    """True when a link at ``path`` pointing at ``target`` leads outside the workspace."""
+    if target.startswith("/"):
+        return True
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return joined == ".." or joined.startswith("../")
