@@ -258,14 +258,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await with_supervisor(args, body)
 
 
-def build_run_spec(args: argparse.Namespace) -> SessionSpec:
+def build_run_specs(args: argparse.Namespace) -> list[SessionSpec]:
+    """Every spec named (all checked before any starts), or the one ad-hoc prompt."""
     if args.spec and args.prompt:
-        raise UsageError("give a spec file or --prompt, not both")
+        raise UsageError("give spec files or --prompt, not both")
     if args.spec:
-        spec = load_spec(args.spec)
-        if args.model:
-            spec = spec.with_model(args.model)
-    elif args.prompt:
+        specs = [load_spec(path) for path in args.spec]
+        return [spec.with_model(args.model) if args.model else spec for spec in specs]
+    if args.prompt:
         workspace = Path(args.workspace).resolve() if args.workspace else None
         if workspace is not None and not workspace.is_dir():
             raise UsageError(f"--workspace {args.workspace}: not a directory")
@@ -276,23 +276,24 @@ def build_run_spec(args: argparse.Namespace) -> SessionSpec:
             allow_all=args.allow_all,
             backend=args.backend or "auto",
         )
-    else:
-        raise UsageError("give a spec file (corral run SPEC.toml) or --prompt TEXT")
-    return spec
+        return [spec]
+    raise UsageError("give a spec file (corral run SPEC.toml) or --prompt TEXT")
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    spec = build_run_spec(args)
+    specs = build_run_specs(args)
 
     async def body(supervisor: Supervisor) -> int:
         with supervisor.bus.subscribe() as sub:
-            sid = await supervisor.create_session(spec)
-            print(f"session {sid} started", flush=True)
-            (state,) = await follow(supervisor, sub, [sid], auto_approve_after=None)
-        record = await supervisor.store.get_session(sid)
+            ids = []
+            for spec in specs:
+                ids.append(await supervisor.create_session(spec))
+                print(f"session {ids[-1]} started", flush=True)
+            states = await follow(supervisor, sub, ids, auto_approve_after=None)
+        records = [await supervisor.store.get_session(sid) for sid in ids]
         print()
-        print_table(summary_rows([record], utc_now()), SUMMARY_HEADER)
-        return 0 if state.stop_type == ev.END_TURN else 1
+        print_table(summary_rows(records, utc_now()), SUMMARY_HEADER)
+        return 0 if all(s.stop_type == ev.END_TURN for s in states) else 1
 
     return await with_supervisor(args, body)
 
@@ -429,8 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the demo waits before approving a tool use",
     )
 
-    run = sub.add_parser("run", help="start a session from a spec or a prompt")
-    run.add_argument("spec", nargs="?", help="a session spec (TOML)")
+    run = sub.add_parser("run", help="start sessions from specs, or one from a prompt")
+    run.add_argument("spec", nargs="*", help="session specs (TOML), run side by side")
     run.add_argument("--prompt", help="ad-hoc: the task for the agent")
     run.add_argument("--workspace", help="ad-hoc: the directory to work in (used in place)")
     run.add_argument("--model", help="model id: scripted:PATH or a claude-… id")
@@ -518,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo" and not args.headless:
             return run_app(args, demo_spec_list())
         if args.command == "run" and not args.headless:
-            return run_app(args, [build_run_spec(args)])
+            return run_app(args, build_run_specs(args))
         return asyncio.run(dispatch(args))
     except CorralError as exc:
         print(f"corral: {exc}", file=sys.stderr)

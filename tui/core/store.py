@@ -56,6 +56,9 @@ class _Append:
     future: asyncio.Future[list[Event]]
     # Committed with the events, at the position of the last of them.
     checkpoint: CheckpointRecord | None = None
+    # A new session's registration and insert, run just before its first events.
+    create: tuple[Callable[[], None], Callable[[sqlite3.Connection], Any]] | None = None
+    create_id: str = ""
 
 
 @dataclass
@@ -69,6 +72,11 @@ class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     before: Callable[[], None] | None = None
+
+
+@dataclass
+class _Create:
+    fn: Callable[[sqlite3.Connection], Any]
 
 
 @dataclass
@@ -180,7 +188,14 @@ class Store:
         self._enqueue(_Op(fn, future, before))
         return await future
 
-    async def create_session(self, record: SessionRecord) -> None:
+    async def create_session(
+        self,
+        record: SessionRecord,
+        *events: Event,
+        checkpoint: CheckpointRecord | None = None,
+    ) -> list[Event]:
+        """Store a new session with its first events and checkpoint, in one transaction
+        (a crash never leaves a session without its start)."""
         state = SessionState(session_id=record.id, created_at=record.created_at)
 
         def register() -> None:
@@ -205,7 +220,15 @@ class Store:
             )
             conn.execute(_UPSERT_USAGE, _usage_row(state))
 
-        await self._write(insert, before=register)
+        if self._writer is None or self._writer.done():
+            raise StoreError("the store is closed")
+        future: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
+        self._enqueue(
+            _Append(
+                list(events), future, checkpoint, create=(register, insert), create_id=record.id
+            )
+        )
+        return await future
 
     async def import_session(
         self, record: SessionRecord, events: list[Event], checkpoints: list[CheckpointRecord]
@@ -300,6 +323,11 @@ class Store:
                     item.before()
                 steps.append(item)
                 continue
+            if item.create is not None:
+                register, insert = item.create
+                register()
+                touched.add(item.create_id)
+                steps.append(_Create(insert))
             try:
                 states = [await self._state_for(e.session_id) for e in item.events]
                 if item.checkpoint is not None:
@@ -352,6 +380,8 @@ class Store:
                 for step in steps:
                     if isinstance(step, _Op):
                         op_results.append(step.fn(conn))
+                    elif isinstance(step, _Create):
+                        step.fn(conn)
                     elif isinstance(step, _Checkpoint):
                         conn.execute(_INSERT_CHECKPOINT, step.row)
                     else:

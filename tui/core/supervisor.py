@@ -190,9 +190,8 @@ class Supervisor:
         except OSError as exc:
             await sandbox.close()
             raise CorralError(f"cannot snapshot the workspace {workspace}: {exc}") from None
-        await self.store.create_session(record)
-        await self.store.append(
-            *(ev.user_message(sid, text) for text in spec.messages), checkpoint=start
+        await self.store.create_session(
+            record, *(ev.user_message(sid, text) for text in spec.messages), checkpoint=start
         )
         self._sandboxes[sid] = sandbox
         self._start_runner(sid, spec, provider, sandbox, workspace)
@@ -362,26 +361,25 @@ class Supervisor:
             turn=build_conversation(copied).assistant_turns,
             label=f"forked from {record.id} at {target.id}",
         )
-        await self.store.create_session(
-            SessionRecord(
-                id=sid,
-                title=f"{record.title} (fork)",
-                created_at=utc_now(),
-                spec=record.spec,
-                model=record.model,
-                workspace=str(workspace),
-                sandbox=record.sandbox,
-                isolation=record.isolation,
-                metadata={
-                    "forked_from": {
-                        "session": record.id,
-                        "checkpoint": target.id,
-                        "seq": target.seq,
-                    }
-                },
-            )
+        fork_record = SessionRecord(
+            id=sid,
+            title=f"{record.title} (fork)",
+            created_at=utc_now(),
+            spec=record.spec,
+            model=record.model,
+            workspace=str(workspace),
+            sandbox=record.sandbox,
+            isolation=record.isolation,
+            metadata={
+                "forked_from": {
+                    "session": record.id,
+                    "checkpoint": target.id,
+                    "seq": target.seq,
+                }
+            },
         )
-        await self.store.append(
+        await self.store.create_session(
+            fork_record,
             *copied,
             ev.status_idle(sid, ev.PAUSED, detail=f"forked from {record.id}"),
             checkpoint=start,

@@ -2,7 +2,9 @@
 
 The turn played is chosen by how many assistant turns the conversation already
 has, so a resumed or rewound session replays from the right place without any
-state of its own.
+state of its own. When the last tool results say a call was cut off (an interrupt,
+a crash) and the user has said nothing since, the model calls the same tools again
+first, as a real model would; such retry turns do not count as script turns.
 
     price_as = "claude-sonnet-4-5"      # priced as this model
     [[turns]]
@@ -120,6 +122,8 @@ def _interrupted_calls(messages: list[dict[str, Any]]) -> list[ToolCall]:
     """The tool calls whose results in the last message say they were cut off."""
     if len(messages) < 2 or messages[-1]["role"] != "user" or messages[-2]["role"] != "assistant":
         return []
+    if any(block.get("type") != "tool_result" for block in messages[-1]["content"]):
+        return []  # the user has said something since: follow that, not the retry
     cut = {
         block["tool_use_id"]
         for block in messages[-1]["content"]

@@ -59,6 +59,18 @@ def short_duration(seconds: object) -> str:
 TAIL_ROWS = 8
 
 
+def same_text(old: object, new: Text) -> bool:
+    """Would showing ``new`` change nothing? (Text's == ignores the base style.)"""
+    return isinstance(old, Text) and old == new and old.style == new.style
+
+
+def set_row(static: Static, text: Text) -> None:
+    # Every row's size is fixed by the CSS (height 1 or 1fr, the pane's width), so new text
+    # never needs a layout; Static.update's default (layout=True) reflows the whole screen,
+    # which with 16 streaming panes was most of each frame's cost.
+    static.update(text, layout=False)
+
+
 class SessionPane(Widget, can_focus=True):
     DEFAULT_CSS = """
     SessionPane {
@@ -83,6 +95,7 @@ class SessionPane(Widget, can_focus=True):
         self.view = view
         self.now = now
         self._shown_version = -1
+        self._borders: tuple[str, str] | None = None
         # Held, not queried: the app may repaint a pane before its children mount.
         self._title = Static(classes="pane--title")
         self._meta = Static(classes="pane--meta")
@@ -110,8 +123,12 @@ class SessionPane(Widget, can_focus=True):
         label, key = view.status
         for status in STATUS_KEYS:
             self.set_class(status == key, f"-{status}")
-        self.border_title = view.title
-        self.border_subtitle = label
+        # Setting a border title repaints the whole pane even when it is the same text, and
+        # show() runs for every pane on every bridge flush: only set what changed.
+        if force or self._borders != (view.title, label):
+            self._borders = (view.title, label)
+            self.border_title = view.title
+            self.border_subtitle = label
         state = view.state
         isolation = view.record.isolation.split(" (")[0]
         meta = Text.assemble(
@@ -136,15 +153,12 @@ class SessionPane(Widget, can_focus=True):
             )
         else:
             title = Text(label, style="bold")
-        # Every row's size is fixed by the CSS (height 1 or 1fr, the pane's width), so new
-        # text never needs a layout: Static.update's default (layout=True) would reflow the
-        # whole screen for each update, which dominated frames with 16 streaming panes.
-        self._title.update(title, layout=False)
-        self._meta.update(meta, layout=False)
-        self._usage.update(usage_line, layout=False)
+        for static, text in ((self._title, title), (self._meta, meta), (self._usage, usage_line)):
+            if force or not same_text(static.content, text):
+                set_row(static, text)
         if force or view.version != self._shown_version:
             self._shown_version = view.version
-            self._tail.update(self._tail_text(), layout=False)
+            set_row(self._tail, self._tail_text())
 
     def _style(self, style: str) -> str:
         """Rich style text whose ``$name`` words are the current theme's colours."""
