@@ -19,11 +19,11 @@ from tui.core.datadir import blobs_dir, resolve_data_dir, workspaces_dir
 from tui.core.describe import describe
 from tui.core.errors import UsageError
 from tui.core.gc import apply_gc, plan_gc
-from tui.core.history import branch_of, branches, dead_end_spend, path_seqs
 from tui.core.pricing import format_usd
 from tui.core.snapshot import Change
 from tui.core.store import Store
 from tui.core.supervisor import Supervisor
+from tui.core.timeline import build_timeline
 
 
 def add_commands(sub: argparse._SubParsersAction, runner_options: object) -> None:  # type: ignore[type-arg]
@@ -140,33 +140,28 @@ async def cmd_checkpoint(args: argparse.Namespace) -> int:
 async def cmd_checkpoints(args: argparse.Namespace) -> int:
     async def body(store: Store) -> int:
         record = await store.get_session(args.session)
-        events = await store.events(record.id)
-        checkpoints = await store.checkpoints(record.id)
-        branch_list = branches(events)
-        on_path = path_seqs(events) | {0}
+        timeline = build_timeline(await store.events(record.id), await store.checkpoints(record.id))
         if args.json:
             out = [
-                {
-                    **cp.to_json(),
-                    "branch": branch_of(branch_list, cp.seq),
-                    "current": cp.seq in on_path,
-                }
-                for cp in checkpoints
+                r.checkpoint.to_json()
+                | {"number": r.number, "branch": r.branch, "current": r.current}
+                for r in timeline.rows
             ]
             print(json.dumps(out, indent=2))
             return 0
         print(f"{record.id}  {record.title}")
-        for i, cp in enumerate(checkpoints, 1):
-            print(checkpoint_line(i, cp, branch_of(branch_list, cp.seq), cp.seq in on_path))
-        for b in branch_list[1:]:
+        for r in timeline.rows:
+            print(checkpoint_line(r.number, r.checkpoint, r.branch, r.current))
+        for b in timeline.branches[1:]:
             state = "abandoned" if b.abandoned else "current"
             print(
                 f"  branch {b.number}: from seq {b.from_seq},"
                 f" events {b.first_seq}-{b.last_seq} ({state})"
             )
-        dead = dead_end_spend(events)
-        if len(branch_list) > 1:
-            print(f"  dead-end spend (abandoned branches): {format_usd(dead, 4)}")
+        if len(timeline.branches) > 1:
+            print(
+                f"  dead-end spend (abandoned branches): {format_usd(timeline.dead_end_spend, 4)}"
+            )
         print("  * on the current branch")
         return 0
 

@@ -32,16 +32,22 @@ def hash_bytes(data: bytes) -> str:
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: str) -> Path:
-        if not HASH_RE.fullmatch(digest):
-            raise StoreError(f"not a blob hash: {digest!r}")
-        return self.root / digest[:2] / digest[2:]
+        return Path(self._fspath(digest))
 
     def has(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        # A scan asks this of every unchanged file: a str path and os.path keep it to
+        # the one stat, where two Path joins cost more than the stat itself.
+        return os.path.isfile(self._fspath(digest))
+
+    def _fspath(self, digest: str) -> str:
+        if not HASH_RE.fullmatch(digest):
+            raise StoreError(f"not a blob hash: {digest!r}")
+        return os.path.join(self._root, digest[:2], digest[2:])
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store ``data``; its hash and the bytes this added (0 if it was there)."""

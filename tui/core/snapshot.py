@@ -146,14 +146,15 @@ def restore(
         _remove(root / change.path, before[0])
     for path in sorted(target):
         entry = target[path]
-        full = root / path
         now = current.get(path)
+        if now == entry:
+            continue  # most of a tree: skip it before building a Path for it
+        full = root / path
         if entry[0] == "d":
             if now is None or now[0] != "d":
                 full.mkdir(mode=0o700)
         elif entry[0] == "l":
-            if now != entry:
-                os.symlink(entry[1], full)
+            os.symlink(entry[1], full)
         elif now is None or now[0] != "f" or now[2] != entry[2]:
             _write_file(full, entry, blobs, cache, path)
             if on_progress is not None:

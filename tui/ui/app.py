@@ -27,6 +27,7 @@ from tui.ui.screens.dashboard import DashboardScreen
 from tui.ui.screens.new_session import NewSession, NewSessionScreen
 from tui.ui.screens.quit import QuitChoice, QuitScreen
 from tui.ui.screens.session import SessionScreen
+from tui.ui.screens.timeline import TimelineScreen
 from tui.ui.themes import ThemeError, load_theme, load_themes
 from tui.ui.widgets.cost_ticker import CostTicker
 
@@ -97,7 +98,8 @@ class CorralApp(App[None]):
                 max_concurrent=self.max_concurrent,
                 script_speed=self.script_speed,
             )
-            await self.supervisor.start()
+            # Sessions a crash left running carry on from their last checkpoint.
+            await self.supervisor.start(resume_recovered=True)
         except CorralError as exc:
             self.exit(message=f"corral: {exc}")
             return
@@ -108,7 +110,7 @@ class CorralApp(App[None]):
         for sid in self.supervisor.recovered:
             self.notify(
                 f"{self.bridge.views[sid].title}: was running when corral stopped;"
-                " press r to resume",
+                " resumed from its last checkpoint",
                 timeout=8,
             )
         self.run_worker(self.bridge.pump(), group="bridge", exclusive=True)
@@ -137,6 +139,8 @@ class CorralApp(App[None]):
         if isinstance(screen, SessionScreen) and screen.session_id in changed:
             screen.show(now)
             screen.load_events()
+        elif isinstance(screen, TimelineScreen) and screen.session_id in changed:
+            screen.refresh_from_core()
         self._update_tickers()
 
     def on_core_bridge_approval_requested(self, message: CoreBridge.ApprovalRequested) -> None:
@@ -181,6 +185,31 @@ class CorralApp(App[None]):
         view = self.bridge.views.get(session_id)
         if view is not None:
             self.push_screen(SessionScreen(view))
+
+    def action_timeline(self) -> None:
+        sid = self.current_session()
+        view = self.bridge.views.get(sid) if sid else None
+        if view is None:
+            self.notify("Select a session first.", severity="warning")
+            return
+        self.push_screen(TimelineScreen(view))
+
+    def action_checkpoint(self) -> None:
+        sid = self.current_session()
+        if sid is None:
+            self.notify("Select a session first.", severity="warning")
+            return
+        self.take_checkpoint(sid)
+
+    @work(group="control")
+    async def take_checkpoint(self, session_id: str) -> None:
+        try:
+            cp = await self.supervisor.checkpoint(session_id, "from the app")
+        except (CorralError, OSError) as exc:
+            self.notify(f"No checkpoint: {exc}", severity="error")
+            return
+        title = self.bridge.views[session_id].title
+        self.notify(f"{title}: checkpoint {cp.id[-8:]}, {cp.changed} paths changed since the last")
 
     def action_control(self, kind: str) -> None:
         sid = self.current_session()

@@ -48,6 +48,8 @@ class DashboardScreen(Screen[None]):
         Binding("i", "app.control('interrupt')", "Interrupt", show=False),
         Binding("x", "app.control('cancel')", "Cancel", show=False),
         Binding("n", "app.new_session", "New"),
+        Binding("h", "app.timeline", "Timeline"),
+        Binding("k", "app.checkpoint", "Checkpoint"),
         Binding("t", "app.next_theme", "Theme"),
         Binding("q", "app.request_quit", "Quit"),
     ]

@@ -38,6 +38,8 @@ class SessionScreen(Screen[None]):
         Binding("i", "app.control('interrupt')", "Interrupt"),
         Binding("x", "app.control('cancel')", "Cancel"),
         Binding("m", "focus_message", "Message"),
+        Binding("h", "app.timeline", "Timeline"),
+        Binding("k", "app.checkpoint", "Checkpoint"),
     ]
 
     app: CorralApp  # type: ignore[assignment]
