@@ -141,7 +141,7 @@ class CorralApp(App[None]):
             screen.load_events()
         elif isinstance(screen, TimelineScreen) and screen.session_id in changed:
             screen.refresh_from_core()
-        self._update_tickers()
+        self.update_tickers()
 
     def on_core_bridge_approval_requested(self, message: CoreBridge.ApprovalRequested) -> None:
         use = message.view.state.pending_approvals.get(message.tool_use_id, {})
@@ -162,9 +162,9 @@ class CorralApp(App[None]):
         self.dashboard.tick(now)
         if isinstance(self.screen, SessionScreen):
             self.screen.show(now)
-        self._update_tickers()
+        self.update_tickers()
 
-    def _update_tickers(self) -> None:
+    def update_tickers(self) -> None:
         summary = totals(self.bridge.views.values(), self.now())
         for ticker in self.screen.query(CostTicker):
             ticker.burn_per_hour = self.spend.burn_per_hour()

@@ -72,6 +72,7 @@ class SessionScreen(Screen[None]):
         table.add_columns("#", "model", "input", "output", "cache read", "cache write", "cost", "")
         self.show(self.app.now())
         self.load_events()
+        self.app.update_tickers()  # the new screen's ticker shows totals at once
 
     def _spec_text(self) -> Text:
         spec = dict(self.view.record.spec)

@@ -60,6 +60,7 @@ class TimelineScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.reload()
+        self.app.update_tickers()  # the new screen's ticker shows totals at once
 
     # -- loading -------------------------------------------------------------------------
 
@@ -99,7 +100,8 @@ class TimelineScreen(Screen[None]):
         cp = row.checkpoint
         self.query_one(".timeline--detail", Static).update(
             Text.assemble(
-                (f"#{row.number} {cp.id}", "bold"),
+                # `#N` is also how the CLI names it: corral rewind SESSION '#N'.
+                (f"checkpoint #{row.number}", "bold"),
                 f"  {cp.kind}{' · ' + cp.label if cp.label else ''}\n",
                 f"log position seq {cp.seq} on branch {row.branch}"
                 f"{'' if row.current else ' (abandoned)'} · turn {cp.turn}\n",
@@ -171,12 +173,13 @@ class TimelineScreen(Screen[None]):
     @work(group="timeline-action")
     async def rewind(self, cp_id: str) -> None:
         try:
-            target, changes = await self.app.supervisor.rewind(self.session_id, cp_id)
+            _, changes = await self.app.supervisor.rewind(self.session_id, cp_id)
         except CorralError as exc:
             self.notify(str(exc), severity="error")
             return
+        number = self.timeline.row(cp_id).number if self.timeline else "?"
         self.notify(
-            f"{self.view.title}: rewound to {target.id[-8:]}, {len(changes)} paths restored;"
+            f"{self.view.title}: rewound to #{number}, {len(changes)} paths restored;"
             " paused on a new branch (r on the dashboard resumes)"
         )
         self.reload()
