@@ -176,7 +176,8 @@ def test_unknown_session_and_tool_use_are_one_line_errors(tmp_path: Path) -> Non
     ]
 
 
-def test_claude_model_says_not_available_yet(tmp_path: Path) -> None:
+def test_claude_model_without_a_key_is_one_clear_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     result = corral(
         "run",
         "--prompt",
@@ -185,10 +186,11 @@ def test_claude_model_says_not_available_yet(tmp_path: Path) -> None:
         "claude-sonnet-4-5",
         "--headless",
         data_dir=tmp_path / "d",
+        env=env,
     )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "not available yet" in result.stderr
+    assert "no Anthropic API key: set ANTHROPIC_API_KEY" in result.stderr
 
 
 def test_corral_home_is_the_default_data_dir(tmp_path: Path) -> None:

@@ -357,11 +357,12 @@ async def test_start_settles_sessions_a_dead_process_left_running(data_dir: Path
         await store.close()
 
 
-async def test_claude_model_is_refused_clearly_until_its_provider_lands(
-    supervisor: Supervisor, tmp_path: Path
+async def test_claude_model_without_a_key_is_refused_before_anything_starts(
+    supervisor: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     spec = make_spec(tmp_path, [{"text": "x"}]).with_model("claude-sonnet-4-5")
-    with pytest.raises(Exception, match="not available yet"):
+    with pytest.raises(Exception, match="no Anthropic API key"):
         await supervisor.create_session(spec)
     assert await supervisor.store.list_sessions() == []
 

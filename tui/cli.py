@@ -23,7 +23,7 @@ from tui.core.describe import describe
 from tui.core.errors import CorralError, UsageError
 from tui.core.ids import utc_now
 from tui.core.pricing import default_pricing, format_usd
-from tui.core.spec import SessionSpec, ad_hoc_spec, load_spec
+from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, load_spec
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
 from tui.core.supervisor import Supervisor, finished_after
@@ -137,10 +137,7 @@ async def with_store(data_dir: Path, body: Callable[[Store], Awaitable[int]]) ->
 
 
 async def with_supervisor(
-    args: argparse.Namespace,
-    body: Callable[[Supervisor], Awaitable[int]],
-    *,
-    resume_recovered: bool = False,
+    args: argparse.Namespace, body: Callable[[Supervisor], Awaitable[int]]
 ) -> int:
     data_dir = resolve_data_dir(args.data_dir)
 
@@ -148,10 +145,13 @@ async def with_supervisor(
         supervisor = Supervisor(
             store, data_dir, max_concurrent=args.max_concurrent, script_speed=args.speed
         )
-        await supervisor.start(resume_recovered=resume_recovered)
+        await supervisor.start()
         for sid in supervisor.recovered:
-            now = "resuming from its last checkpoint" if resume_recovered else "it is idle now"
-            print(f"recovered {sid}: it was running when corral stopped; {now}", file=sys.stderr)
+            print(
+                f"recovered {sid}: it was running when corral stopped; its workspace is back"
+                " at its last checkpoint",
+                file=sys.stderr,
+            )
         try:
             return await body(supervisor)
         finally:
@@ -166,14 +166,18 @@ async def follow(
     session_ids: list[str],
     *,
     auto_approve_after: float | None,
-    since_seq: int = 0,
+    since_seq: int | dict[str, int] = 0,
 ) -> list[SessionState]:
     """Print each event as it becomes durable until every session is finished.
 
-    Only a stop later than ``since_seq`` counts, so a command sent to an idle
-    session waits for the stop it causes, not the one it found.
+    Only a stop later than ``since_seq`` (one for all, or per session) counts, so a
+    command sent to an idle session waits for the stop it causes, not the one it found.
     """
-    finished = finished_after(since_seq)
+
+    def finished(state: SessionState) -> bool:
+        since = since_seq if isinstance(since_seq, int) else since_seq.get(state.session_id, 0)
+        return finished_after(since)(state)
+
     titles = {}
     for sid in session_ids:
         titles[sid] = (await supervisor.store.get_session(sid)).title
@@ -271,7 +275,7 @@ def build_run_specs(args: argparse.Namespace) -> list[SessionSpec]:
             raise UsageError(f"--workspace {args.workspace}: not a directory")
         spec = ad_hoc_spec(
             args.prompt,
-            model=args.model or "claude-sonnet-4-5",
+            model=args.model or DEFAULT_MODEL,
             workspace=workspace,
             allow_all=args.allow_all,
             backend=args.backend or "auto",
@@ -354,11 +358,15 @@ async def cmd_resume_all(args: argparse.Namespace) -> int:
         if not ids:
             print("nothing to recover: no session was left running")
             return 0
+        # Recovery left each idle; wait for the stop that comes after resuming, not that one.
+        since = {sid: (await supervisor.store.state(sid)).last_seq for sid in ids}
         with supervisor.bus.subscribe() as sub:
-            states = await follow(supervisor, sub, ids, auto_approve_after=None)
+            for sid in ids:
+                await supervisor.resume(sid)
+            states = await follow(supervisor, sub, ids, auto_approve_after=None, since_seq=since)
         return 0 if all(s.stop_type == ev.END_TURN for s in states) else 1
 
-    return await with_supervisor(args, body, resume_recovered=True)
+    return await with_supervisor(args, body)
 
 
 async def cmd_command(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:

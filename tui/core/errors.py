@@ -43,10 +43,18 @@ class StoreBusyError(StoreError):
 class ModelError(CorralError):
     """A model request failed. ``retryable`` says whether backoff may help."""
 
-    def __init__(self, message: str, *, retryable: bool, kind: str = "model_request_failed_error"):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        kind: str = "model_request_failed_error",
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.kind = kind
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it did
 
 
 class ModelNotAvailableError(CorralError):

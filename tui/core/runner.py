@@ -198,7 +198,7 @@ class SessionRunner:
                     await self._idle(ev.RETRIES_EXHAUSTED)
                     raise Stopped from None
                 await self._append(ev.status_rescheduled(self.session_id))
-                delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = retry_delay(attempt, exc.retry_after)
                 await asyncio.sleep(delay)
                 await self._append(ev.status_running(self.session_id))
                 continue
@@ -324,6 +324,13 @@ class SessionRunner:
 
     def _publish_delta(self, kind: str, text: str) -> None:
         self.store.bus.publish([Delta(self.session_id, kind, text)])
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Capped exponential backoff with jitter, or what the server asked for (429/529)."""
+    if retry_after is not None:
+        return retry_after
+    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.0)
 
 
 def interrupted_result(why: str) -> str:

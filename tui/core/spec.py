@@ -97,6 +97,10 @@ def default_tools(*, allow_all: bool) -> dict[str, ToolConfig]:
     }
 
 
+# claude-sonnet-4-5 retires on 2026-11-30 (per the SDK's deprecation table); 4-6 is priced.
+DEFAULT_MODEL = "claude-sonnet-4-6"
+
+
 def ad_hoc_spec(
     prompt: str, *, model: str, workspace: Path | None, allow_all: bool, backend: str = "auto"
 ) -> SessionSpec:

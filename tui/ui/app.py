@@ -17,7 +17,7 @@ from tui.core.datadir import db_path
 from tui.core.errors import CorralError
 from tui.core.ids import utc_now
 from tui.core.settings import load_settings, save_setting
-from tui.core.spec import SessionSpec, ad_hoc_spec
+from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec
 from tui.core.store import Store
 from tui.core.supervisor import Supervisor
 from tui.core.views import SessionView, SpendHistory, totals
@@ -288,7 +288,7 @@ class CorralApp(App[None]):
                 return
             spec = ad_hoc_spec(
                 choice.prompt,
-                model=choice.model or "claude-sonnet-4-5",
+                model=choice.model or DEFAULT_MODEL,
                 workspace=workspace,
                 allow_all=False,
             )
