@@ -15,15 +15,18 @@ from typing import Any
 
 import humanize
 
-from tui import cli_timeline
+from tui import cli_money, cli_timeline
 from tui.core import events as ev
+from tui.core.budget import budget_of
 from tui.core.bus import Subscription
 from tui.core.datadir import db_path, resolve_data_dir
 from tui.core.describe import describe
 from tui.core.errors import CorralError, UsageError
+from tui.core.estimate import estimate_spec, forecast
+from tui.core.history import cache_saving
 from tui.core.ids import utc_now
 from tui.core.pricing import default_pricing, format_usd
-from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, load_spec
+from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, load_spec, spec_from_json
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
 from tui.core.supervisor import Supervisor, finished_after
@@ -83,6 +86,7 @@ def session_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
             "cache_read_input_tokens": u.cache_read_input_tokens,
             "cache_creation_input_tokens": u.cache_creation_input_tokens,
             "list_cost": None if cost is None else str(cost),
+            "hosted_equivalent_cost": str(hosted) if (hosted := hosted_cost(state, now)) else None,
             "model_requests": u.requests,
         },
         "stats": {
@@ -116,13 +120,34 @@ def summary_rows(records: list[SessionRecord], now: datetime) -> list[list[str]]
                 str(s.usage.requests),
                 humanize.intcomma(s.usage.total_tokens),
                 format_usd(cost),
+                format_usd(hosted_cost(s, now)),
                 humanize.naturaldelta(float(s.active_at(now))),
             ]
         )
     return rows
 
 
-SUMMARY_HEADER = ["id", "title", "status", "stop", "sandbox", "reqs", "tokens", "cost", "active"]
+SUMMARY_HEADER = [
+    "id",
+    "title",
+    "status",
+    "stop",
+    "sandbox",
+    "reqs",
+    "tokens",
+    "cost",
+    "hosted",
+    "active",
+]
+
+
+def hosted_cost(state: SessionState, now: datetime) -> Decimal | None:
+    """The same tokens on a hosted service that bills $0.08 per active session-hour."""
+    if not state.usage.cost_known:
+        return None
+    return state.usage.model_cost + default_pricing().runtime_cost(
+        state.active_at(now), hosted=True
+    )
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -340,6 +365,27 @@ async def cmd_show(args: argparse.Namespace) -> int:
             f" {usage['cache_read_input_tokens']}/{usage['cache_creation_input_tokens']}"
             f"  cost {format_usd(Decimal(usage['list_cost']) if usage['list_cost'] else None, 6)}"
         )
+        state = record.state or SessionState(record.id, record.created_at)
+        budget = budget_of(spec_from_json(record.spec), events)
+        typical = (await estimate_spec(store, spec_from_json(record.spec))).turns_typical
+        f = forecast(state, budget, typical, now)
+        print(
+            f"  hosted     {format_usd(f.hosted_equivalent, 4)} for the same tokens plus"
+            " $0.08 per active session-hour"
+        )
+        print(f"  caching    saved {format_usd(cache_saving(events), 4)} against plain input")
+        caps = [
+            f"max_list_cost {format_usd(budget.max_list_cost)}" if budget.max_list_cost else "",
+            f"max_active_hours {budget.max_active_hours}" if budget.max_active_hours else "",
+        ]
+        print(f"  budget     {', '.join(c for c in caps if c) or 'none'}")
+        if f.burn_per_hour is not None:
+            line = f"  forecast   burn {format_usd(f.burn_per_hour, 2)}/active hour"
+            if f.projected_total is not None and state.status != "terminated":
+                line += f", projected at completion {format_usd(f.projected_total, 4)}"
+            if f.hours_to_budget is not None and state.status == "running":
+                line += f", {float(f.hours_to_budget * 60):.0f} active min to the cost cap"
+            print(line)
         for tool_use_id in info["pending_approvals"]:
             print(f"  waiting    corral approve {record.id} {tool_use_id}")
         if args.events:
@@ -485,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("session", nargs="?" if name == "resume" else None)
         runner_options(p)
     cli_timeline.add_commands(sub, runner_options)
+    cli_money.add_commands(sub)
     return parser
 
 
@@ -516,6 +563,8 @@ def dispatch(args: argparse.Namespace) -> Awaitable[int]:
             return cmd_command(args, args.command, {})
         case name if name in cli_timeline.COMMANDS:
             return cli_timeline.dispatch(args)
+        case name if name in cli_money.COMMANDS:
+            return cli_money.dispatch(args)
     raise UsageError(f"unknown command {args.command!r}")
 
 

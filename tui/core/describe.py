@@ -62,6 +62,17 @@ def describe(event: ev.Event, width: int = 100) -> str:
         case ev.STATUS_IDLE:
             reason = p.get("stop_reason") or {}
             return f"status idle ({reason.get('type', '?')})"
+        case ev.SESSION_REWOUND:
+            return (
+                f"rewound to seq {p.get('to_seq')} (checkpoint {p.get('checkpoint_id', '')[-8:]})"
+            )
+        case ev.SESSION_BUDGET:
+            return (
+                f"budget: max_list_cost {p.get('max_list_cost') or 'none'},"
+                f" max_active_hours {p.get('max_active_hours') or 'none'}"
+            )
+        case ev.SESSION_BUDGET_WARNING:
+            return f"budget warning: {p.get('detail', '')}"
         case ev.SESSION_ERROR:
             err = p.get("error", {})
             return f"error {err.get('type', '?')}: {one_line(err.get('message', ''), width)}"

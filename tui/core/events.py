@@ -33,6 +33,9 @@ STATUS_TERMINATED: Final = "session.status_terminated"
 SESSION_ERROR: Final = "session.error"
 # corral's own: the session went back to a checkpoint; see history.py.
 SESSION_REWOUND: Final = "session.rewound"
+# corral's own: a budget set or raised, and a budget share crossed (50/80/95 %).
+SESSION_BUDGET: Final = "session.budget_updated"
+SESSION_BUDGET_WARNING: Final = "session.budget_warning"
 
 EVENT_TYPES: Final = frozenset(
     {
@@ -51,6 +54,8 @@ EVENT_TYPES: Final = frozenset(
         STATUS_TERMINATED,
         SESSION_ERROR,
         SESSION_REWOUND,
+        SESSION_BUDGET,
+        SESSION_BUDGET_WARNING,
     }
 )
 
@@ -226,3 +231,19 @@ def session_error(session_id: str, kind: str, message: str, retry: str = "termin
 
 def session_rewound(session_id: str, to_seq: int, checkpoint_id: str) -> Event:
     return Event(session_id, SESSION_REWOUND, {"to_seq": to_seq, "checkpoint_id": checkpoint_id})
+
+
+def session_budget(
+    session_id: str, max_list_cost: str | None, max_active_hours: str | None
+) -> Event:
+    return Event(
+        session_id,
+        SESSION_BUDGET,
+        {"max_list_cost": max_list_cost, "max_active_hours": max_active_hours},
+    )
+
+
+def session_budget_warning(session_id: str, percent: int, what: str, detail: str) -> Event:
+    return Event(
+        session_id, SESSION_BUDGET_WARNING, {"percent": percent, "limit": what, "detail": detail}
+    )

@@ -101,6 +101,24 @@ def spend(
     return total
 
 
+def cache_saving(events: list[ev.Event], pricing: PricingTable | None = None) -> Decimal | None:
+    """What prompt caching saved across a session's requests; None if a model is unpriced."""
+    pricing = pricing or default_pricing()
+    models = {
+        e.id: e.payload.get("model", "") for e in events if e.type == ev.SPAN_MODEL_REQUEST_START
+    }
+    total = Decimal(0)
+    for e in events:
+        if e.type != ev.SPAN_MODEL_REQUEST_END:
+            continue
+        model = models.get(e.payload.get("model_request_start_id", ""), "")
+        saved = pricing.cache_saving(model, e.payload.get("model_usage", {}))
+        if saved is None:
+            return None
+        total += saved
+    return total
+
+
 def dead_end_spend(events: list[ev.Event]) -> Decimal | None:
     """What the model requests on abandoned branches cost."""
     on_path = path_seqs(events)

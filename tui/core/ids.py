@@ -41,6 +41,11 @@ def utc_now() -> datetime:
     return _clock()
 
 
+def utc_day_start() -> datetime:
+    """Midnight UTC of the current day: where the daily cap's count starts."""
+    return utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def set_clock(clock: Callable[[], datetime] | None) -> None:
     """Replace the clock (snapshot tests freeze it); None restores the system clock."""
     global _clock

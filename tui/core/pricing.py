@@ -61,6 +61,21 @@ class PricingTable:
         )
         return total / MILLION
 
+    def cache_saving(self, model: str, usage: dict[str, Any]) -> Decimal | None:
+        """What caching saved on one request against sending everything as plain input
+        (reads are cheaper; writes cost a premium, subtracted here)."""
+        rates = self.rates(model)
+        if rates is None:
+            return None
+        creation = int(usage.get("cache_creation_input_tokens", 0))
+        one_hour = int(usage.get("ephemeral_1h_input_tokens", 0))
+        saved = (
+            int(usage.get("cache_read_input_tokens", 0)) * (rates.input - rates.cache_read)
+            - (creation - one_hour) * (rates.cache_write_5m - rates.input)
+            - one_hour * (rates.cache_write_1h - rates.input)
+        )
+        return saved / MILLION
+
     def runtime_cost(self, active_seconds: Decimal, *, hosted: bool = False) -> Decimal:
         rate = self.hosted_session_hour if hosted else self.session_hour
         return active_seconds * rate / SECONDS_PER_HOUR

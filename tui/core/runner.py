@@ -12,9 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from decimal import Decimal
 
 from tui.core import events as ev
+from tui.core.budget import (
+    Budget,
+    DailyCap,
+    budget_of,
+    due_warnings,
+    reached,
+    recorded_warnings,
+    usage_of,
+)
+from tui.core.budget import apply as apply_budget
 from tui.core.bus import Delta
 from tui.core.checkpoints import TOOL, TURN, Checkpointer, CheckpointRecord, latest_manifest
 from tui.core.conversation import Conversation, build_conversation
@@ -44,8 +53,8 @@ class SessionRunner:
         toolset: Toolset,
         slot: asyncio.Semaphore,
         *,
-        max_list_cost: Decimal | None = None,
         checkpointer: Checkpointer | None = None,
+        daily: DailyCap | None = None,
     ) -> None:
         self.session_id = session_id
         self.spec = spec
@@ -53,7 +62,9 @@ class SessionRunner:
         self.provider = provider
         self.toolset = toolset
         self.permissions = PermissionEngine(spec.agent)
-        self.max_list_cost = max_list_cost if max_list_cost is not None else spec.max_list_cost
+        self.budget = Budget(spec.max_list_cost, spec.max_active_hours)
+        self._warned: set[tuple[int, str]] = set()
+        self.daily = daily
         self._slot = slot
         self._holding_slot = False
         self._wake = asyncio.Event()
@@ -170,10 +181,11 @@ class SessionRunner:
 
     async def _model_turn(self) -> None:
         state = await self.store.state(self.session_id)
-        cost = state.list_cost()
         # Checked before the request, so a session never starts one it cannot afford.
-        if self.max_list_cost is not None and cost is not None and cost >= self.max_list_cost:
-            await self._idle(ev.BUDGET_REACHED)
+        today = await self.daily.spent_today() if self.daily else None
+        why = reached(self.budget, usage_of(state, today), self.daily.cap if self.daily else None)
+        if why:
+            await self._idle(ev.BUDGET_REACHED, detail=why)
             raise Stopped
         await self._running()
         request = ModelRequest(
@@ -224,6 +236,13 @@ class SessionRunner:
         out.append(ev.model_request_end(sid, start.id, response.usage))
         # One append: the turn's events and its usage become durable together.
         await self._append(*out)
+        await self._warn_budget()
+
+    async def _warn_budget(self) -> None:
+        usage = usage_of(await self.store.state(self.session_id))
+        warnings = due_warnings(self.budget, usage, self._warned)
+        if warnings:
+            await self._append(*(ev.session_budget_warning(self.session_id, *w) for w in warnings))
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -241,10 +260,15 @@ class SessionRunner:
             self.conversation = build_conversation(everything)
             self._seen_seq = everything[-1].seq if everything else 0
             self._manifest = await latest_manifest(self.store, self.session_id, everything)
+            self.budget = budget_of(self.spec, everything)
+            self._warned.clear()
+            recorded_warnings(everything, self._warned)
             return
         for event in new:
             self.conversation.apply(event)
+            self.budget = apply_budget(self.budget, event)
             self._seen_seq = event.seq
+        recorded_warnings(new, self._warned)
 
     async def _snapshot(self, kind: str) -> CheckpointRecord | None:
         """The workspace as it is now, to be committed with the event that follows."""

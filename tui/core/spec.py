@@ -72,6 +72,7 @@ class SessionSpec:
     messages: tuple[str, ...] = ()
     description: str = ""
     max_list_cost: Decimal | None = None
+    max_active_hours: Decimal | None = None
     path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -80,6 +81,8 @@ class SessionSpec:
         data["path"] = str(self.path) if self.path else None
         data["workspace"]["source"] = str(self.workspace.source) if self.workspace.source else None
         data["max_list_cost"] = str(self.max_list_cost) if self.max_list_cost is not None else None
+        hours = self.max_active_hours
+        data["max_active_hours"] = str(hours) if hours is not None else None
         return data
 
     def with_model(self, model: str) -> SessionSpec:
@@ -223,10 +226,12 @@ def parse_spec(
             "messages", "at least one non-empty user message (`prompt` or `messages`) is required"
         )
 
-    budget = r.table(top.get("budget", {}), "budget", {"max_list_cost"})
-    max_cost = None
+    budget = r.table(top.get("budget", {}), "budget", {"max_list_cost", "max_active_hours"})
+    max_cost = max_hours = None
     if "max_list_cost" in budget:
         max_cost = parse_money(budget["max_list_cost"], source, "budget.max_list_cost")
+    if "max_active_hours" in budget:
+        max_hours = parse_money(budget["max_active_hours"], source, "budget.max_active_hours")
 
     return SessionSpec(
         title=title.strip(),
@@ -236,6 +241,7 @@ def parse_spec(
         workspace=workspace,
         messages=tuple(messages),
         max_list_cost=max_cost,
+        max_active_hours=max_hours,
         path=path,
     )
 
@@ -362,5 +368,8 @@ def spec_from_json(data: dict[str, Any]) -> SessionSpec:
         workspace=WorkspaceSpec(Path(ws["source"]) if ws["source"] else None, ws["mode"]),
         messages=tuple(data["messages"]),
         max_list_cost=Decimal(data["max_list_cost"]) if data.get("max_list_cost") else None,
+        max_active_hours=(
+            Decimal(data["max_active_hours"]) if data.get("max_active_hours") else None
+        ),
         path=Path(data["path"]) if data.get("path") else None,
     )

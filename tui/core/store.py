@@ -29,6 +29,7 @@ from tui.core.checkpoints import CheckpointRecord
 from tui.core.errors import CorralError, NotFoundError, StoreBusyError, StoreError
 from tui.core.events import Event
 from tui.core.ids import parse_time, utc_now
+from tui.core.pricing import default_pricing
 from tui.core.schema import MIGRATIONS, SCHEMA_VERSION
 from tui.core.state import SessionState, Usage
 
@@ -538,6 +539,24 @@ class Store:
                 " (see `corral checkpoints SESSION`)"
             )
         raise NotFoundError(f"{checkpoint!r} matches {len(matches)} checkpoints; give more of it")
+
+    async def spend_since(self, since: datetime) -> Decimal:
+        """List cost of every model request of every session that ended at or after ``since``
+        (an unpriced model counts 0 here: the daily cap cannot see what it cannot price)."""
+        pricing = default_pricing()
+        sql = (
+            "SELECT s.payload, e.payload FROM events e JOIN events s"
+            " ON s.id = json_extract(e.payload, '$.model_request_start_id')"
+            " WHERE e.type = ? AND e.processed_at >= ?"
+        )
+        async with self._db.execute(sql, (ev.SPAN_MODEL_REQUEST_END, since.isoformat())) as cur:
+            rows = await cur.fetchall()
+        total = Decimal(0)
+        for start, end in rows:
+            model = json.loads(start).get("model", "")
+            cost = pricing.token_cost(model, json.loads(end).get("model_usage", {}))
+            total += cost or 0
+        return total
 
     async def manifests_in_use(self) -> set[str]:
         """The manifest of every checkpoint of every session (what gc must keep)."""

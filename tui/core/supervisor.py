@@ -12,22 +12,25 @@ import asyncio
 import contextlib
 import shutil
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from tui.core import events as ev
 from tui.core.branching import fork_events
+from tui.core.budget import DAILY, Budget, DailyCap, reached, usage_of
 from tui.core.bus import EventBus, Subscription
 from tui.core.checkpoints import MANUAL, START, Checkpointer, CheckpointRecord, latest_on_branch
 from tui.core.conversation import build_conversation
 from tui.core.datadir import blobs_dir, workspaces_dir
 from tui.core.errors import CorralError, NotFoundError, UsageError
 from tui.core.ids import session_id as new_session_id
-from tui.core.ids import utc_now
+from tui.core.ids import utc_day_start, utc_now
 from tui.core.providers import resolve_provider
 from tui.core.runner import SessionRunner, cancel_and_wait, interrupted_result
 from tui.core.sandboxes import Sandbox, open_sandbox
+from tui.core.settings import load_settings
 from tui.core.snapshot import Change
-from tui.core.spec import SessionSpec, spec_from_json
+from tui.core.spec import SessionSpec, parse_money, spec_from_json
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
 from tui.core.tools.toolset import Toolset
@@ -159,6 +162,13 @@ class Supervisor:
                 await self.checkpoint(session_id, payload.get("label", ""))
             case "rewind":
                 await self.rewind(session_id, payload["checkpoint"])
+            case "budget":
+                cost, hours = payload.get("max_list_cost"), payload.get("max_active_hours")
+                await self.set_budget(
+                    session_id,
+                    Decimal(cost) if cost else None,
+                    Decimal(hours) if hours else None,
+                )
             case _:
                 raise UsageError(f"unknown command {kind!r}")
 
@@ -166,7 +176,7 @@ class Supervisor:
 
     async def create_session(self, spec: SessionSpec) -> str:
         """Store a new session and start it. Everything that can fail is checked first."""
-        provider = resolve_provider(spec.agent.model, script_speed=self.script_speed)
+        provider = self._provider(spec.agent.model)
         sid = new_session_id()
         workspace = self._prepare_workspace(sid, spec)
         try:
@@ -197,6 +207,48 @@ class Supervisor:
         self._start_runner(sid, spec, provider, sandbox, workspace)
         return sid
 
+    def _provider(self, model: str) -> object:
+        key_file = load_settings(self.data_dir).get("api_key_file")
+        return resolve_provider(
+            model,
+            script_speed=self.script_speed,
+            key_file=key_file if isinstance(key_file, str) else None,
+        )
+
+    def _daily_cap(self) -> DailyCap | None:
+        raw = load_settings(self.data_dir).get(DAILY)
+        if raw in (None, ""):
+            return None
+        try:
+            cap = parse_money(raw, "settings.json", DAILY)
+        except CorralError:
+            return None  # reported by `corral budget --daily`; a bad value never blocks work
+        return DailyCap(cap, lambda: self.store.spend_since(utc_day_start()))
+
+    async def set_budget(
+        self,
+        session_id: str,
+        max_list_cost: Decimal | None,
+        max_active_hours: Decimal | None,
+    ) -> None:
+        """Set a session's caps (None lifts one). A session stopped at its budget goes on
+        if the new one allows it."""
+        record = await self.store.get_session(session_id)
+        state = await self.store.state(record.id)
+        await self.store.append(
+            ev.session_budget(
+                record.id,
+                None if max_list_cost is None else str(max_list_cost),
+                None if max_active_hours is None else str(max_active_hours),
+            )
+        )
+        if state.stop_type == ev.BUDGET_REACHED:
+            budget = Budget(max_list_cost, max_active_hours)
+            daily = self._daily_cap()
+            today = await daily.spent_today() if daily else None
+            if reached(budget, usage_of(state, today), daily.cap if daily else None) is None:
+                await self.resume(record.id)
+
     def _prepare_workspace(self, sid: str, spec: SessionSpec) -> Path:
         source = spec.workspace.source
         if spec.workspace.mode == "in_place" and source is not None:
@@ -220,6 +272,7 @@ class Supervisor:
             Toolset(Workspace(workspace), sandbox),
             self._slot,
             checkpointer=self.checkpointer,
+            daily=self._daily_cap(),
         )
         self._runners[sid] = runner
         task = asyncio.create_task(runner.run(), name=f"corral-runner-{sid}")
@@ -237,6 +290,10 @@ class Supervisor:
                 self._closing.add(closing)  # close() waits for these
                 closing.add_done_callback(self._closing.discard)
 
+    def is_live(self, session_id: str) -> bool:
+        """A runner is working on (or waiting in) this session in this process."""
+        return session_id in self._tasks
+
     async def runner(self, session_id: str) -> SessionRunner:
         """The live runner of a session, starting one for a stored session if needed."""
         record = await self.store.get_session(session_id)
@@ -246,7 +303,7 @@ class Supervisor:
         if record.state and record.state.status == "terminated":
             raise UsageError(f"session {sid} is terminated")
         spec = spec_from_json(record.spec)
-        provider = resolve_provider(record.model, script_speed=self.script_speed)
+        provider = self._provider(record.model)
         workspace = Path(record.workspace)
         if not workspace.is_dir():
             raise NotFoundError(f"session {sid}: its workspace {workspace} is gone")
