@@ -69,6 +69,11 @@ async def test_leaving_the_app_any_way_closes_the_store(data_dir: Path) -> None:
         await settle(pilot, app)
         assert len(_store_threads()) == len(before) + 1
     assert app.closed.is_set()
+    # aiosqlite's thread ends just after close() returns: give it a moment, not forever.
+    for _ in range(40):
+        if _store_threads() == before:
+            break
+        await asyncio.sleep(0.05)
     assert _store_threads() == before
 
 

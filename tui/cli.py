@@ -25,7 +25,7 @@ from tui.core.errors import CorralError, UsageError
 from tui.core.estimate import estimate_spec, forecast
 from tui.core.history import cache_saving
 from tui.core.ids import utc_now
-from tui.core.pricing import default_pricing, format_usd
+from tui.core.pricing import default_pricing, format_usd, hosted_cost
 from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, load_spec, spec_from_json
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
@@ -139,15 +139,6 @@ SUMMARY_HEADER = [
     "hosted",
     "active",
 ]
-
-
-def hosted_cost(state: SessionState, now: datetime) -> Decimal | None:
-    """The same tokens on a hosted service that bills $0.08 per active session-hour."""
-    if not state.usage.cost_known:
-        return None
-    return state.usage.model_cost + default_pricing().runtime_cost(
-        state.active_at(now), hosted=True
-    )
 
 
 # -- commands ---------------------------------------------------------------------------

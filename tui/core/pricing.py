@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tui.core.state import SessionState
 
 MILLION = Decimal(1_000_000)
 SECONDS_PER_HOUR = Decimal(3600)
@@ -110,3 +114,12 @@ def format_usd(amount: Decimal | None, places: int = 4) -> str:
     if amount is None:
         return "unknown"
     return f"${amount.quantize(Decimal(1).scaleb(-places))}"
+
+
+def hosted_cost(state: SessionState, now: datetime) -> Decimal | None:
+    """The same tokens on a hosted service that bills $0.08 per active session-hour."""
+    if not state.usage.cost_known:
+        return None
+    return state.usage.model_cost + default_pricing().runtime_cost(
+        state.active_at(now), hosted=True
+    )

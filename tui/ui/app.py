@@ -13,16 +13,19 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from tui.core.budget import budget_of
 from tui.core.datadir import db_path
 from tui.core.errors import CorralError
 from tui.core.ids import utc_now
+from tui.core.pricing import format_usd
 from tui.core.settings import load_settings, save_setting
-from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec
+from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, spec_from_json
 from tui.core.store import Store
 from tui.core.supervisor import Supervisor
 from tui.core.views import SessionView, SpendHistory, totals
 from tui.ui.bridge import CoreBridge
 from tui.ui.screens.approval import ApprovalScreen, Decision
+from tui.ui.screens.budget import NO_CAP, BudgetScreen
 from tui.ui.screens.dashboard import DashboardScreen
 from tui.ui.screens.new_session import NewSession, NewSessionScreen
 from tui.ui.screens.quit import QuitChoice, QuitScreen
@@ -143,6 +146,13 @@ class CorralApp(App[None]):
             screen.refresh_from_core()
         self.update_tickers()
 
+    def on_core_bridge_notice(self, message: CoreBridge.Notice) -> None:
+        self.notify(
+            f"{message.view.title}: {message.text}",
+            severity=message.severity,  # type: ignore[arg-type]
+            timeout=8,
+        )
+
     def on_core_bridge_approval_requested(self, message: CoreBridge.ApprovalRequested) -> None:
         use = message.view.state.pending_approvals.get(message.tool_use_id, {})
         self.notify(
@@ -210,6 +220,32 @@ class CorralApp(App[None]):
             return
         title = self.bridge.views[session_id].title
         self.notify(f"{title}: checkpoint {cp.id[-8:]}, {cp.changed} paths changed since the last")
+
+    def action_budget(self) -> None:
+        sid = self.current_session()
+        view = self.bridge.views.get(sid) if sid else None
+        if view is None:
+            self.notify("Select a session first.", severity="warning")
+            return
+        self.edit_budget(view.id)
+
+    @work(group="control")
+    async def edit_budget(self, session_id: str) -> None:
+        view = self.bridge.views[session_id]
+        events = await self.store.events(session_id)
+        current = budget_of(spec_from_json(view.record.spec), events)
+        answer = await self.push_screen_wait(
+            BudgetScreen(view.title, current.max_list_cost, view.state.list_cost())
+        )
+        if answer is None:
+            return
+        cap = None if answer == NO_CAP else answer
+        try:
+            await self.supervisor.set_budget(session_id, cap, current.max_active_hours)  # type: ignore[arg-type]
+        except CorralError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"{view.title}: cost cap {format_usd(cap) if cap is not None else 'lifted'}")  # type: ignore[arg-type]
 
     def action_control(self, kind: str) -> None:
         sid = self.current_session()

@@ -38,6 +38,15 @@ class CoreBridge:
             self.view = view
             self.tool_use_id = tool_use_id
 
+    class Notice(Message):
+        """Something the user should see once: a budget warning or stop, an error."""
+
+        def __init__(self, view: SessionView, text: str, severity: str) -> None:
+            super().__init__()
+            self.view = view
+            self.text = text
+            self.severity = severity
+
     def __init__(self, app: App, store: Store) -> None:
         self.app = app
         self.store = store
@@ -83,15 +92,24 @@ class CoreBridge:
                 view.apply_delta(item)
             else:
                 view.apply(item)
-            if isinstance(item, ev.Event) and item.type == ev.STATUS_IDLE:
-                reason = item.payload.get("stop_reason") or {}
-                if reason.get("type") == ev.REQUIRES_ACTION:
-                    for tool_use_id in reason.get("event_ids", []):
-                        self.app.post_message(self.ApprovalRequested(view, tool_use_id))
+            if isinstance(item, ev.Event):
+                self._notice(view, item)
             self._dirty.add(item.session_id)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
+
+    def _notice(self, view: SessionView, event: ev.Event) -> None:
+        if event.type == ev.STATUS_IDLE:
+            reason = event.payload.get("stop_reason") or {}
+            if reason.get("type") == ev.REQUIRES_ACTION:
+                for tool_use_id in reason.get("event_ids", []):
+                    self.app.post_message(self.ApprovalRequested(view, tool_use_id))
+            elif reason.get("type") == ev.BUDGET_REACHED:
+                text = f"stopped: {reason.get('detail', 'budget reached')} (b raises it)"
+                self.app.post_message(self.Notice(view, text, "error"))
+        elif event.type == ev.SESSION_BUDGET_WARNING:
+            self.app.post_message(self.Notice(view, event.payload.get("detail", ""), "warning"))
 
     def _flush(self) -> None:
         self._flush_scheduled = False

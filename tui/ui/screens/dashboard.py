@@ -50,6 +50,7 @@ class DashboardScreen(Screen[None]):
         Binding("n", "app.new_session", "New"),
         Binding("h", "app.timeline", "Timeline"),
         Binding("k", "app.checkpoint", "Checkpoint"),
+        Binding("b", "app.budget", "Budget"),
         Binding("t", "app.next_theme", "Theme"),
         Binding("q", "app.request_quit", "Quit"),
     ]

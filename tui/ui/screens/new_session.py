@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -13,7 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from tui.core.errors import SpecError
+from tui.core.errors import CorralError, SpecError
+from tui.core.estimate import estimate_spec, format_estimate
 from tui.core.spec import SessionSpec, load_spec
 
 
@@ -63,6 +65,7 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
                     )
                     options.append(Option(prompt, id=str(path)))
             yield OptionList(*options, id="specs")
+            yield Label(Text("", style="dim"), id="estimate")
             yield Label(Text("…or an ad-hoc session", style="bold"))
             yield Input(placeholder="prompt: what should the agent do?", id="prompt")
             yield Input(
@@ -73,6 +76,22 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
             with Horizontal():
                 yield Button("Start ad-hoc", variant="primary", id="start")
                 yield Button("Cancel (esc)", id="cancel")
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        spec = dict(self.choices).get(Path(event.option.id or ""))
+        if isinstance(spec, SessionSpec):
+            self.show_estimate(spec)
+
+    @work(exclusive=True, group="estimate")
+    async def show_estimate(self, spec: SessionSpec) -> None:
+        """Cost and time before it runs: from history when there is some (off the loop)."""
+        try:
+            estimate = await estimate_spec(self.app.store, spec)  # type: ignore[attr-defined]
+        except (CorralError, OSError, ValueError) as exc:
+            self.query_one("#estimate", Label).update(Text(f"no estimate: {exc}", style="dim"))
+            return
+        text = format_estimate(estimate).replace("\n", " · ")
+        self.query_one("#estimate", Label).update(Text(text, style="dim"))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         path = Path(event.option.id or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -13,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from tui.core import events as ev
-from tui.core.pricing import default_pricing, format_usd
+from tui.core.pricing import default_pricing, format_usd, hosted_cost
 from tui.core.views import SessionView
 from tui.ui.widgets.cost_ticker import CostTicker
 from tui.ui.widgets.transcript import Transcript
@@ -40,6 +41,7 @@ class SessionScreen(Screen[None]):
         Binding("m", "focus_message", "Message"),
         Binding("h", "app.timeline", "Timeline"),
         Binding("k", "app.checkpoint", "Checkpoint"),
+        Binding("b", "app.budget", "Budget"),
     ]
 
     app: CorralApp  # type: ignore[assignment]
@@ -51,6 +53,7 @@ class SessionScreen(Screen[None]):
         self._requests: dict[str, int] = {}  # request start id -> its number
         self._models: dict[str, str] = {}  # request start id -> model priced
         self._last_seq = 0
+        self._saving = Decimal(0)  # what prompt caching saved, over the requests seen
 
     def compose(self) -> ComposeResult:
         yield CostTicker()
@@ -69,7 +72,9 @@ class SessionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("#", "model", "input", "output", "cache read", "cache write", "cost", "")
+        table.add_columns(
+            "#", "model", "input", "output", "cache read", "cache write", "cost", "cache saved", ""
+        )
         self.show(self.app.now())
         self.load_events()
         self.app.update_tickers()  # the new screen's ticker shows totals at once
@@ -94,6 +99,8 @@ class SessionScreen(Screen[None]):
             "\n",
             (f"{state.usage.requests} requests · {state.usage.total_tokens:,} tokens · ", "dim"),
             (format_usd(state.list_cost(now=now)), "bold"),  # type: ignore[arg-type]
+            (f" · hosted {format_usd(hosted_cost(state, now))}", "dim"),  # type: ignore[arg-type]
+            (f" · caching saved {format_usd(self._saving)}", "dim"),
         )
         if view.pending():
             header.append("   ⚠ waiting for approval: y allow · d deny", style="bold reverse")
@@ -127,8 +134,11 @@ class SessionScreen(Screen[None]):
                     f"{u.get('cache_read_input_tokens', 0):,}",
                     f"{u.get('cache_creation_input_tokens', 0):,}",
                     format_usd(pricing.token_cost(model, u), 6),
+                    format_usd(saved := pricing.cache_saving(model, u), 6),
                     "failed" if event.payload.get("is_error") else "",
                 )
+                self._saving += saved or 0
+        self.show(self.app.now())
 
     def action_focus_message(self) -> None:
         self.query_one("#message", Input).focus()
