@@ -152,7 +152,7 @@ def test_cli_refuses_malformed_spec_in_one_line(spec_dir: Path, tmp_path: Path) 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"corral: {path}: agent.tools.bash.permission_policy:"
-        " 'yes' is not one of always_allow, always_ask"
+        " 'yes' is not one of always_allow, always_ask, deny"
     ]
     assert not (tmp_path / "d" / "workspaces").exists()
 

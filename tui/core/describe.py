@@ -71,6 +71,8 @@ def describe(event: ev.Event, width: int = 100) -> str:
                 f"budget: max_list_cost {p.get('max_list_cost') or 'none'},"
                 f" max_active_hours {p.get('max_active_hours') or 'none'}"
             )
+        case ev.SESSION_POLICY:
+            return f"policy: {p.get('change', '')}"
         case ev.SESSION_BUDGET_WARNING:
             return f"budget warning: {p.get('detail', '')}"
         case ev.SESSION_ERROR:

@@ -36,6 +36,8 @@ SESSION_REWOUND: Final = "session.rewound"
 # corral's own: a budget set or raised, and a budget share crossed (50/80/95 %).
 SESSION_BUDGET: Final = "session.budget_updated"
 SESSION_BUDGET_WARNING: Final = "session.budget_warning"
+# corral's own: the session's permission policy was edited (applies from the next tool use).
+SESSION_POLICY: Final = "session.policy_updated"
 
 EVENT_TYPES: Final = frozenset(
     {
@@ -56,6 +58,7 @@ EVENT_TYPES: Final = frozenset(
         SESSION_REWOUND,
         SESSION_BUDGET,
         SESSION_BUDGET_WARNING,
+        SESSION_POLICY,
     }
 )
 
@@ -161,13 +164,15 @@ def agent_tool_use(
     evaluated_permission: str,
     evaluation: str | None,
     reason: str,
+    rule: str | None = None,
 ) -> Event:
     payload: dict[str, Any] = {
         "name": name,
         "input": tool_input,
         "evaluated_permission": evaluated_permission,
         "evaluation": {"type": evaluation} if evaluation else None,
-        "permission_reason": reason,  # corral: which rule decided
+        "permission_reason": reason,  # corral: why, in words
+        "permission_rule": rule,  # corral: the rule that decided, None for a tool default
     }
     return Event(session_id, AGENT_TOOL_USE, payload)
 
@@ -247,3 +252,7 @@ def session_budget_warning(session_id: str, percent: int, what: str, detail: str
     return Event(
         session_id, SESSION_BUDGET_WARNING, {"percent": percent, "limit": what, "detail": detail}
     )
+
+
+def session_policy(session_id: str, policy: dict[str, Any], change: str) -> Event:
+    return Event(session_id, SESSION_POLICY, {"policy": policy, "change": change})

@@ -1,39 +1,59 @@
-"""Decides whether a tool call runs, asks first, or is refused. Enforced here, never by the model.
+"""A session's permission policy: the spec's at start, then whatever the user changed.
 
-This is the per-tool policy of the spec (``enabled`` and ``permission_policy``).
-Rules on paths, commands and hosts refine it in a later issue.
+Edits are ``session.policy_updated`` events (the whole new policy and a line saying
+what changed), so they apply from the next tool use on and the log says when.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from tui.core.spec import AgentSpec
-
-Permission = Literal["allow", "ask", "deny"]
+from tui.core import events as ev
+from tui.core.policy import Policy, Rule, ToolPolicy
+from tui.core.spec import AgentSpec, SessionSpec
 
 
-@dataclass(frozen=True)
-class Decision:
-    permission: Permission
-    evaluation: str | None  # the policy that decided: always_allow / always_ask; None if refused
-    reason: str
+def policy_from_agent(agent: AgentSpec) -> Policy:
+    return Policy(
+        {
+            name: ToolPolicy(
+                config.enabled,
+                config.permission_policy,
+                [Rule(d, p) for d, p in config.rules],  # type: ignore[arg-type]
+            )
+            for name, config in agent.tools.items()
+        }
+    )
 
 
-class PermissionEngine:
-    def __init__(self, agent: AgentSpec) -> None:
-        self.agent = agent
+def apply(policy: Policy, event: ev.Event) -> Policy:
+    if event.type == ev.SESSION_POLICY:
+        return Policy.from_data(event.payload["policy"])
+    return policy
 
-    def evaluate(self, name: str, tool_input: dict[str, Any]) -> Decision:
-        config = self.agent.tool(name)
-        if config is None:
-            return Decision("deny", None, f"unknown tool {name!r}")
-        if not config.enabled:
-            return Decision("deny", None, f"tool {name!r} is not enabled for this agent")
-        if config.permission_policy == "always_ask":
-            return Decision("ask", "always_ask", f"{name}: permission_policy always_ask")
-        return Decision("allow", "always_allow", f"{name}: permission_policy always_allow")
 
-    def enabled_tools(self) -> list[str]:
-        return [name for name, config in self.agent.tools.items() if config.enabled]
+def policy_of(spec: SessionSpec, events: list[ev.Event]) -> Policy:
+    policy = policy_from_agent(spec.agent)
+    for event in events:
+        policy = apply(policy, event)
+    return policy
+
+
+def describe_change(before: Policy, after: Policy) -> str:
+    """One line: which rules and defaults changed."""
+    changes = []
+    for name in sorted(before.tools.keys() | after.tools.keys()):
+        a, b = before.tools.get(name), after.tools.get(name)
+        if a is None or b is None:
+            continue
+        if a.default != b.default:
+            changes.append(f"{name}: default {a.default} → {b.default}")
+        if a.enabled != b.enabled:
+            changes.append(f"{name}: {'enabled' if b.enabled else 'disabled'}")
+        added = [r for r in b.rules if r not in a.rules]
+        removed = [r for r in a.rules if r not in b.rules]
+        changes += [f"{name}: + {r.decision} {r.pattern!r}" for r in added]
+        changes += [f"{name}: - {r.decision} {r.pattern!r}" for r in removed]
+        if not added and not removed and a.rules != b.rules:
+            changes.append(f"{name}: rules reordered")
+    if before.hosts != after.hosts:
+        changes.append(f"hosts: {', '.join(after.hosts) or 'none'}")
+    return "; ".join(changes) or "no change"

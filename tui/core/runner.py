@@ -28,7 +28,8 @@ from tui.core.bus import Delta
 from tui.core.checkpoints import TOOL, TURN, Checkpointer, CheckpointRecord, latest_manifest
 from tui.core.conversation import Conversation, build_conversation
 from tui.core.errors import CorralError, ModelError
-from tui.core.permissions import PermissionEngine
+from tui.core.permissions import apply as apply_policy
+from tui.core.permissions import policy_from_agent, policy_of
 from tui.core.providers.base import ModelProvider, ModelRequest
 from tui.core.spec import SessionSpec
 from tui.core.store import Store
@@ -61,7 +62,7 @@ class SessionRunner:
         self.store = store
         self.provider = provider
         self.toolset = toolset
-        self.permissions = PermissionEngine(spec.agent)
+        self.policy = policy_from_agent(spec.agent)
         self.budget = Budget(spec.max_list_cost, spec.max_active_hours)
         self._warned: set[tuple[int, str]] = set()
         self.daily = daily
@@ -191,7 +192,7 @@ class SessionRunner:
         request = ModelRequest(
             system=self.spec.agent.system,
             messages=self.conversation.messages,
-            tools=tool_schemas(self.permissions.enabled_tools()),
+            tools=tool_schemas(self.policy.enabled_tools()),
         )
         for attempt in range(MAX_RETRIES + 1):
             (start,) = await self._append(
@@ -222,7 +223,7 @@ class SessionRunner:
         if response.text:
             out.append(ev.agent_message(sid, response.text))
         for call in response.tool_calls:
-            decision = self.permissions.evaluate(call.name, call.input)
+            decision = self.policy.evaluate(call.name, call.input, self.toolset.workspace.root)
             out.append(
                 ev.agent_tool_use(
                     sid,
@@ -231,6 +232,7 @@ class SessionRunner:
                     decision.permission,
                     decision.evaluation,
                     decision.reason,
+                    decision.rule,
                 )
             )
         out.append(ev.model_request_end(sid, start.id, response.usage))
@@ -261,12 +263,14 @@ class SessionRunner:
             self._seen_seq = everything[-1].seq if everything else 0
             self._manifest = await latest_manifest(self.store, self.session_id, everything)
             self.budget = budget_of(self.spec, everything)
+            self.policy = policy_of(self.spec, everything)
             self._warned.clear()
             recorded_warnings(everything, self._warned)
             return
         for event in new:
             self.conversation.apply(event)
             self.budget = apply_budget(self.budget, event)
+            self.policy = apply_policy(self.policy, event)
             self._seen_seq = event.seq
         recorded_warnings(new, self._warned)
 

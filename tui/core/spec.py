@@ -15,7 +15,7 @@ from typing import Any
 from tui.core.errors import SpecError
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep")
-POLICIES = ("always_allow", "always_ask")
+POLICIES = ("always_allow", "always_ask", "deny")
 BACKENDS = ("auto", "local", "docker")
 NETWORKING = ("none", "unrestricted", "limited")
 WORKSPACE_MODES = ("copy", "in_place")
@@ -25,6 +25,8 @@ WORKSPACE_MODES = ("copy", "in_place")
 class ToolConfig:
     enabled: bool = True
     permission_policy: str = "always_allow"
+    # (decision, pattern) pairs; see policy.py for what patterns mean and precedence.
+    rules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -288,12 +290,28 @@ def _parse_agent(r: _Reader, data: Any, base: Path) -> AgentSpec:
 
 
 def _parse_tool(r: _Reader, data: Any, key: str, default: ToolConfig) -> ToolConfig:
-    tool = r.table(data, key, {"enabled", "permission_policy"})
+    from tui.core.policy import RuleError, parse_rule
+
+    tool = r.table(data, key, {"enabled", "permission_policy", "rules"})
+    name = key.rsplit(".", 1)[-1]
+    rules: list[tuple[str, str]] = []
+    raw_rules = tool.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise r.fail(f"{key}.rules", "must be a list of {allow|ask|deny = PATTERN} tables")
+    for i, raw in enumerate(raw_rules):
+        if name == "default":
+            raise r.fail(f"{key}.rules", "rules belong to a tool, not to the default")
+        try:
+            rule = parse_rule(name, raw)
+        except RuleError as exc:
+            raise r.fail(f"{key}.rules[{i}]", str(exc)) from None
+        rules.append((rule.decision, rule.pattern))
     return ToolConfig(
         enabled=r.get(tool, key, "enabled", bool, default.enabled),
         permission_policy=r.choice(
             tool, key, "permission_policy", POLICIES, default.permission_policy
         ),
+        rules=tuple(rules),
     )
 
 
@@ -354,7 +372,14 @@ def spec_from_json(data: dict[str, Any]) -> SessionSpec:
             model=agent["model"],
             name=agent.get("name", "agent"),
             system=agent.get("system", ""),
-            tools={k: ToolConfig(**v) for k, v in agent["tools"].items()},
+            tools={
+                k: ToolConfig(
+                    v["enabled"],
+                    v["permission_policy"],
+                    tuple((d, p) for d, p in v.get("rules", ())),
+                )
+                for k, v in agent["tools"].items()
+            },
         ),
         environment=EnvironmentSpec(
             backend=env["backend"],
