@@ -112,10 +112,10 @@ def _lift_substitutions(command: str) -> tuple[str, list[str]]:
             i += 1
             continue
         if command.startswith("$((", i):
-            # Arithmetic is a value, but a substitution inside it still runs.
+            # Usually arithmetic, but `$(( cmd ))` can be a subshell in a substitution:
+            # judge the inside as commands too (harmless for `6*7`, caught for `rm …`).
             end = _matching_paren(command, i + 1)
-            _, nested = _lift_substitutions(command[i + 3 : end - 1])
-            inner.extend(nested)
+            inner.append(command[i + 3 : end - 1])
             out.append("0")
             i = end + 1
             continue
@@ -137,7 +137,10 @@ def _lift_substitutions(command: str) -> tuple[str, list[str]]:
                 end = command.find("`", end + 1)
             if end == -1:
                 raise Unparseable("an unclosed backtick")
-            inner.append(command[i + 1 : end])
+            # Inside backticks, \` \$ and \\ stand for ` $ and \ (how nesting is written).
+            body = command[i + 1 : end]
+            body = body.replace("\\\\", "\x00").replace("\\`", "`").replace("\\$", "$")
+            inner.append(body.replace("\x00", "\\"))
             out.append("__SUBST__")
             i = end + 1
             continue
@@ -228,6 +231,8 @@ def _unwrap(argv: list[str], depth: int) -> list[Part]:
         return [Part(tuple(words)), *split_command(" ".join(words[1:]), depth + 1)]
     if base in WRAPPERS:
         rest = _after_options(words[1:], WRAPPERS[base], base)
+        if rest and base == "xargs":
+            rest = [*rest, "__ARGS__"]  # xargs adds the words it reads to the command
         if rest:
             return [Part(tuple(words)), *_unwrap(rest, depth + 1)]
         return [Part(tuple(words))]
