@@ -15,7 +15,7 @@ from typing import Any
 
 import humanize
 
-from tui import cli_money, cli_timeline
+from tui import cli_money, cli_policy, cli_timeline
 from tui.core import events as ev
 from tui.core.budget import budget_of
 from tui.core.bus import Subscription
@@ -523,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         runner_options(p)
     cli_timeline.add_commands(sub, runner_options)
     cli_money.add_commands(sub)
+    cli_policy.add_commands(sub)
     return parser
 
 
@@ -556,6 +557,8 @@ def dispatch(args: argparse.Namespace) -> Awaitable[int]:
             return cli_timeline.dispatch(args)
         case name if name in cli_money.COMMANDS:
             return cli_money.dispatch(args)
+        case "policy":
+            return cli_policy.dispatch(args)
     raise UsageError(f"unknown command {args.command!r}")
 
 

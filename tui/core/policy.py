@@ -4,8 +4,9 @@ A rule is ``allow``, ``ask`` or ``deny`` with a pattern:
 
 - bash: a command pattern. Without wildcards it is a prefix of whole words
   (``git push`` matches ``git push origin main``); with ``*``/``?``/``[…]`` it is a glob
-  over the whole command (``rm -rf *``). Every simple command of a compound line is
-  judged on its own (see shell_split.py); a line that cannot be split is asked.
+  over the whole command (``rm -rf *``); ``=pytest -q`` matches exactly that command.
+  Every simple command of a compound line is judged on its own (see shell_split.py);
+  a line that cannot be split is asked.
 - read, write, edit, glob, grep: a path glob relative to the workspace (``src/**``,
   ``.git/**``, ``*.md``). The path is resolved first (``..``, ``//``, ``/workspace/``,
   symlinks), and deny/ask rules also match case-insensitively, so ``.GIT/config``
@@ -164,6 +165,8 @@ def parse_rule(tool: str, raw: Any) -> Rule:
 
 def command_matches(pattern: str, part: Part) -> bool:
     texts = {part.text, part.basename_text}
+    if pattern.startswith("="):
+        return pattern[1:] in texts
     if any(c in pattern for c in "*?["):
         return any(fnmatch.fnmatchcase(t, pattern) for t in texts)
     return any(t == pattern or t.startswith(pattern + " ") for t in texts)

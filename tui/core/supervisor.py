@@ -25,6 +25,8 @@ from tui.core.datadir import blobs_dir, workspaces_dir
 from tui.core.errors import CorralError, NotFoundError, UsageError
 from tui.core.ids import session_id as new_session_id
 from tui.core.ids import utc_day_start, utc_now
+from tui.core.permissions import describe_change, policy_of
+from tui.core.policy import Policy
 from tui.core.providers import resolve_provider
 from tui.core.runner import SessionRunner, cancel_and_wait, interrupted_result
 from tui.core.sandboxes import Sandbox, open_sandbox
@@ -162,6 +164,8 @@ class Supervisor:
                 await self.checkpoint(session_id, payload.get("label", ""))
             case "rewind":
                 await self.rewind(session_id, payload["checkpoint"])
+            case "policy":
+                await self.set_policy(session_id, Policy.from_data(payload["policy"]))
             case "budget":
                 cost, hours = payload.get("max_list_cost"), payload.get("max_active_hours")
                 await self.set_budget(
@@ -248,6 +252,19 @@ class Supervisor:
             today = await daily.spent_today() if daily else None
             if reached(budget, usage_of(state, today), daily.cap if daily else None) is None:
                 await self.resume(record.id)
+
+    async def policy(self, session_id: str) -> Policy:
+        """The session's policy now: its spec's, with every edit since applied."""
+        record = await self.store.get_session(session_id)
+        return policy_of(spec_from_json(record.spec), await self.store.events(record.id))
+
+    async def set_policy(self, session_id: str, policy: Policy) -> str:
+        """Replace a session's policy from its next tool use on; returns what changed."""
+        record = await self.store.get_session(session_id)
+        before = await self.policy(record.id)
+        change = describe_change(before, policy)
+        await self.store.append(ev.session_policy(record.id, policy.to_data(), change))
+        return change
 
     def _prepare_workspace(self, sid: str, spec: SessionSpec) -> Path:
         source = spec.workspace.source
