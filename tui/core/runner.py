@@ -217,6 +217,8 @@ class SessionRunner:
                 continue
             break
         sid = self.session_id
+        # A policy edited while the model was thinking decides this turn's tool uses.
+        await self._catch_up()
         out: list[ev.Event] = []
         if response.thinking:
             out.append(ev.agent_thinking(sid, response.thinking))

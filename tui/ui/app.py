@@ -17,6 +17,7 @@ from tui.core.budget import budget_of
 from tui.core.datadir import db_path
 from tui.core.errors import CorralError
 from tui.core.ids import utc_now
+from tui.core.policy import Rule
 from tui.core.pricing import format_usd
 from tui.core.settings import load_settings, save_setting
 from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, spec_from_json
@@ -28,6 +29,7 @@ from tui.ui.screens.approval import ApprovalScreen, Decision
 from tui.ui.screens.budget import NO_CAP, BudgetScreen
 from tui.ui.screens.dashboard import DashboardScreen
 from tui.ui.screens.new_session import NewSession, NewSessionScreen
+from tui.ui.screens.policy_editor import PolicyEditorScreen
 from tui.ui.screens.quit import QuitChoice, QuitScreen
 from tui.ui.screens.session import SessionScreen
 from tui.ui.screens.timeline import TimelineScreen
@@ -221,6 +223,34 @@ class CorralApp(App[None]):
         title = self.bridge.views[session_id].title
         self.notify(f"{title}: checkpoint {cp.id[-8:]}, {cp.changed} paths changed since the last")
 
+    def action_policy(self) -> None:
+        sid = self.current_session()
+        if sid is None:
+            self.notify("Select a session first.", severity="warning")
+            return
+        self.open_policy_editor(sid)
+
+    @work(group="control")
+    async def open_policy_editor(self, session_id: str) -> None:
+        view = self.bridge.views[session_id]
+        policy = await self.supervisor.policy(session_id)
+        events = await self.store.events(session_id)
+        self.push_screen(PolicyEditorScreen(view, policy, events))
+
+    @work(group="control")
+    async def learn_rule(self, session_id: str, tool: str, rule: Rule, tool_use_id: str) -> None:
+        """Add an approved rule to the session's policy, then allow the waiting tool use."""
+        policy = await self.supervisor.policy(session_id)
+        try:
+            if tool in policy.tools:
+                policy.tools[tool].rules.append(rule)
+                await self.supervisor.set_policy(session_id, policy)
+            await self.supervisor.confirm(session_id, tool_use_id, True)
+        except CorralError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"{self.bridge.views[session_id].title}: from now on {rule.label(tool)}")
+
     def action_budget(self) -> None:
         sid = self.current_session()
         view = self.bridge.views.get(sid) if sid else None
@@ -297,6 +327,10 @@ class CorralApp(App[None]):
         sid, tool_use_id, use = found
 
         def answered(decision: Decision | None) -> None:
+            if decision is not None and decision.always is not None:
+                # The rule lands first, so the tool uses that follow already see it.
+                self.learn_rule(sid, use.get("name", ""), decision.always, tool_use_id)
+                return
             if decision is not None:
                 payload = {
                     "tool_use_id": tool_use_id,

@@ -14,12 +14,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from tui.core.describe import tool_subject
+from tui.core.policy import Rule
+from tui.core.simulator import propose_rule
 
 
 @dataclass(frozen=True)
 class Decision:
     allow: bool
     message: str | None = None
+    always: Rule | None = None  # "always allow this": the rule to add to the session's policy
 
 
 class ApprovalScreen(ModalScreen[Decision | None]):
@@ -33,6 +36,7 @@ class ApprovalScreen(ModalScreen[Decision | None]):
     BINDINGS = [
         Binding("ctrl+y", "allow", "Allow"),
         Binding("ctrl+n", "deny", "Deny"),
+        Binding("ctrl+l", "always", "Always allow this"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -40,6 +44,8 @@ class ApprovalScreen(ModalScreen[Decision | None]):
         super().__init__()
         self.session_title = session_title
         self.tool_use = tool_use
+        # Shown before it applies: the precise rule "always allow" would add.
+        self.proposal = propose_rule(tool_use.get("name", ""), tool_use.get("input", {}))
 
     def compose(self) -> ComposeResult:
         name = self.tool_use.get("name", "?")
@@ -55,13 +61,23 @@ class ApprovalScreen(ModalScreen[Decision | None]):
             yield Input(
                 placeholder="optional: tell the agent why (sent with a deny)", id="deny-message"
             )
+            if self.proposal is not None:
+                yield Static(
+                    Text.assemble(
+                        ("Always allow this adds: ", "dim"),
+                        (f"{name}: allow {self.proposal.pattern!r}", "bold"),
+                    ),
+                    id="proposal",
+                )
             with Horizontal():
                 yield Button("Allow (ctrl+y)", variant="success", id="allow")
+                if self.proposal is not None:
+                    yield Button("Always allow this (ctrl+l)", id="always")
                 yield Button("Deny (ctrl+n)", variant="error", id="deny")
                 yield Button("Cancel (esc)", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        {"allow": self.action_allow, "deny": self.action_deny}.get(
+        {"allow": self.action_allow, "deny": self.action_deny, "always": self.action_always}.get(
             event.button.id or "", self.action_cancel
         )()
 
@@ -70,6 +86,10 @@ class ApprovalScreen(ModalScreen[Decision | None]):
 
     def action_allow(self) -> None:
         self.dismiss(Decision(True))
+
+    def action_always(self) -> None:
+        if self.proposal is not None:
+            self.dismiss(Decision(True, always=self.proposal))
 
     def action_deny(self) -> None:
         message = self.query_one("#deny-message", Input).value.strip()

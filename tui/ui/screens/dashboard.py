@@ -51,6 +51,7 @@ class DashboardScreen(Screen[None]):
         Binding("h", "app.timeline", "Timeline"),
         Binding("k", "app.checkpoint", "Checkpoint"),
         Binding("b", "app.budget", "Budget"),
+        Binding("e", "app.policy", "Permissions"),
         Binding("t", "app.next_theme", "Theme"),
         Binding("q", "app.request_quit", "Quit"),
     ]

@@ -42,6 +42,7 @@ class SessionScreen(Screen[None]):
         Binding("h", "app.timeline", "Timeline"),
         Binding("k", "app.checkpoint", "Checkpoint"),
         Binding("b", "app.budget", "Budget"),
+        Binding("e", "app.policy", "Permissions"),
     ]
 
     app: CorralApp  # type: ignore[assignment]
