@@ -4,6 +4,7 @@ export and import. Registered by ``tui.cli``."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable
@@ -20,6 +21,7 @@ from tui.core.describe import describe
 from tui.core.errors import UsageError
 from tui.core.gc import apply_gc, plan_gc
 from tui.core.pricing import format_usd
+from tui.core.sandboxes.docker import orphan_containers, remove_containers
 from tui.core.snapshot import Change
 from tui.core.store import Store
 from tui.core.supervisor import Supervisor
@@ -252,12 +254,21 @@ async def cmd_gc(args: argparse.Namespace) -> int:
         plan = await plan_gc(store, checkpointer)
         size = humanize.naturalsize(plan.free_bytes)
         print(f"{plan.referenced} blobs in use; {len(plan.unreferenced)} unreferenced ({size})")
+        live = {
+            r.id for r in await store.list_sessions() if r.state and r.state.status != "terminated"
+        }
+        orphans = await asyncio.to_thread(orphan_containers, data_dir, live)
+        if orphans:
+            print(f"{len(orphans)} containers of terminated or missing sessions")
         if args.dry_run:
             for digest, blob_size in plan.unreferenced[:50]:
                 print(f"  would remove {digest[:16]}…  {humanize.naturalsize(blob_size)}")
+            for cid, sid in orphans:
+                print(f"  would remove container {cid[:12]} (session {sid or '?'})")
             return 0
         await apply_gc(checkpointer, plan)
-        print(f"removed {len(plan.unreferenced)} blobs, freed {size}")
+        await asyncio.to_thread(remove_containers, [cid for cid, _ in orphans])
+        print(f"removed {len(plan.unreferenced)} blobs, freed {size}; {len(orphans)} containers")
         return 0
 
     return await _with_store(args, body)

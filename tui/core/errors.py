@@ -73,3 +73,7 @@ class PathEscapeError(ToolError):
 
 class SandboxError(CorralError):
     """The sandbox cannot run a command (dead shell, missing backend)."""
+
+
+class SandboxLost(SandboxError):
+    """The sandbox (a container) went away under a running command; a new one can be made."""

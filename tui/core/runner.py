@@ -27,7 +27,7 @@ from tui.core.budget import apply as apply_budget
 from tui.core.bus import Delta
 from tui.core.checkpoints import TOOL, TURN, Checkpointer, CheckpointRecord, latest_manifest
 from tui.core.conversation import Conversation, build_conversation
-from tui.core.errors import CorralError, ModelError
+from tui.core.errors import CorralError, ModelError, SandboxLost
 from tui.core.permissions import apply as apply_policy
 from tui.core.permissions import policy_from_agent, policy_of
 from tui.core.providers.base import ModelProvider, ModelRequest
@@ -172,7 +172,11 @@ class SessionRunner:
                 await self._result(tool_use_id, f"error: {reason}", True)
                 continue
             await self._running()
-            outcome = await self.toolset.run(use.payload["name"], use.payload["input"])
+            try:
+                outcome = await self.toolset.run(use.payload["name"], use.payload["input"])
+            except SandboxLost as exc:
+                await self._reschedule_sandbox(tool_use_id, str(exc))
+                continue
             last_of_turn = len(self.conversation.open_tool_uses) == 1
             checkpoint = await self._snapshot(TURN if last_of_turn else TOOL)
             await self._result(tool_use_id, outcome.text, outcome.is_error, checkpoint)
@@ -275,6 +279,19 @@ class SessionRunner:
             self.policy = apply_policy(self.policy, event)
             self._seen_seq = event.seq
         recorded_warnings(new, self._warned)
+
+    async def _reschedule_sandbox(self, tool_use_id: str, why: str) -> None:
+        """The container died under a tool: get a new one, put the workspace back to the
+        last checkpoint, and tell the model the call was cut off (it may run it again)."""
+        await self._append(ev.status_rescheduled(self.session_id))
+        try:
+            await self.toolset.sandbox.restart()
+            if self.checkpointer is not None and self._manifest is not None:
+                await self.checkpointer.restore(self.toolset.workspace.root, self._manifest)
+        except (CorralError, OSError) as exc:
+            why += f"; no new sandbox: {exc}"
+        await self._append(ev.status_running(self.session_id))
+        await self._result(tool_use_id, interrupted_result(why), True)
 
     async def _snapshot(self, kind: str) -> CheckpointRecord | None:
         """The workspace as it is now, to be committed with the event that follows."""

@@ -184,7 +184,7 @@ class Supervisor:
         sid = new_session_id()
         workspace = self._prepare_workspace(sid, spec)
         try:
-            sandbox = open_sandbox(spec.environment, workspace)
+            sandbox = open_sandbox(spec.environment, workspace, sid, self.data_dir)
         except CorralError:
             if spec.workspace.mode == "copy":
                 shutil.rmtree(workspace, ignore_errors=True)
@@ -303,13 +303,21 @@ class Supervisor:
             self._runners.pop(sid, None)
             sandbox = self._sandboxes.pop(sid, None)
             if sandbox is not None:
-                closing = asyncio.get_running_loop().create_task(sandbox.close())
+                closing = asyncio.get_running_loop().create_task(self._close_sandbox(sid, sandbox))
                 self._closing.add(closing)  # close() waits for these
                 closing.add_done_callback(self._closing.discard)
 
     def is_live(self, session_id: str) -> bool:
         """A runner is working on (or waiting in) this session in this process."""
         return session_id in self._tasks
+
+    async def _close_sandbox(self, sid: str, sandbox: Sandbox) -> None:
+        """Close a session's shell; a terminated session's container goes too."""
+        if sandbox.backend == "docker":
+            terminated = (await self.store.state(sid)).status == "terminated"
+            await sandbox.close(remove=terminated)  # type: ignore[call-arg]
+        else:
+            await sandbox.close()
 
     async def runner(self, session_id: str) -> SessionRunner:
         """The live runner of a session, starting one for a stored session if needed."""
@@ -324,7 +332,9 @@ class Supervisor:
         workspace = Path(record.workspace)
         if not workspace.is_dir():
             raise NotFoundError(f"session {sid}: its workspace {workspace} is gone")
-        sandbox = self._sandboxes.get(sid) or open_sandbox(spec.environment, workspace)
+        sandbox = self._sandboxes.get(sid) or open_sandbox(
+            spec.environment, workspace, sid, self.data_dir
+        )
         self._sandboxes[sid] = sandbox
         return self._start_runner(sid, spec, provider, sandbox, workspace)
 

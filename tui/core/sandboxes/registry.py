@@ -1,22 +1,31 @@
-"""Maps an environment's ``backend`` to a sandbox class."""
+"""Maps an environment's ``backend`` to a sandbox: docker, local, or auto (docker when an
+engine answers and the image is here, else local)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tui.core.errors import SandboxError
 from tui.core.sandboxes.base import Sandbox
 from tui.core.spec import EnvironmentSpec
 
 
-def open_sandbox(environment: EnvironmentSpec, workspace: Path) -> Sandbox:
+def open_sandbox(
+    environment: EnvironmentSpec,
+    workspace: Path,
+    session_id: str = "",
+    data_dir: Path | None = None,
+) -> Sandbox:
     backend = environment.backend
+    if backend == "auto":
+        from tui.core.sandboxes.docker import engine_answers, image_present
+
+        use_docker = engine_answers() and image_present(environment.image)
+        backend = "docker" if use_docker else "local"
     if backend == "docker":
-        # UNFINISHED: the docker backend is issue 5.
-        raise SandboxError(
-            "backend 'docker' is not available yet in this corral; use backend = \"local\""
-        )
-    # "auto" picks docker where an engine answers once that backend exists; local until then.
+        from tui.core.sandboxes.docker import DockerSandbox, docker_client
+
+        docker_client().close()  # a spec that asks for docker fails here, clearly, if none answers
+        return DockerSandbox(workspace, environment, session_id, data_dir or workspace.parent)
     from tui.core.sandboxes.local import LocalSandbox
 
     return LocalSandbox(workspace, network=environment.networking != "none")

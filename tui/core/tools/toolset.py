@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from tui.core.errors import SandboxError, ToolError
+from tui.core.errors import SandboxError, SandboxLost, ToolError
 from tui.core.sandboxes.base import Sandbox
 from tui.core.tools import files
 from tui.core.tools.workspace import Workspace
@@ -98,6 +98,8 @@ class Toolset:
                 return await self._bash(tool_input)
             text = await asyncio.to_thread(self._file_tool, name, tool_input)
             return ToolOutcome(text, False)
+        except SandboxLost:
+            raise  # not the tool's fault: the runner gets a new container and says so
         except (ToolError, SandboxError) as exc:
             return ToolOutcome(f"error: {exc}", True)
         except OSError as exc:

@@ -1,0 +1,180 @@
+"""The docker backend on a real engine: hardening, the shell, a container killed from
+outside, cleanup. Skipped without an engine, unless CORRAL_REQUIRE_DOCKER=1 (CI)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tui.core import events as ev
+from tui.core.errors import SandboxError
+from tui.core.sandboxes.docker import (
+    LABEL_SESSION,
+    DockerSandbox,
+    docker_client,
+    orphan_containers,
+)
+from tui.core.spec import EnvironmentSpec, Limits
+from tui.core.supervisor import Supervisor, finished_after, is_finished
+
+from .conftest import make_spec
+
+IMAGE = "corral-test-busybox:latest"
+REQUIRED = os.environ.get("CORRAL_REQUIRE_DOCKER") == "1"
+
+
+def build_test_image() -> None:
+    """FROM scratch plus a static busybox: no registry needed."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    context = Path("/tmp/corral-test-busybox")
+    context.mkdir(exist_ok=True)
+    shutil.copy(busybox, context / "busybox")
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        'CMD ["/bin/sh"]\n'
+    )
+    subprocess.run(
+        ["docker", "build", "-q", "-t", IMAGE, str(context)], check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="module")
+def engine() -> None:
+    try:
+        client = docker_client()
+    except SandboxError as exc:
+        if REQUIRED:
+            pytest.fail(f"CORRAL_REQUIRE_DOCKER=1 but {exc}")
+        pytest.skip(f"no Docker engine: {exc}")
+    try:
+        client.images.get(IMAGE)
+    except Exception:
+        if not (shutil.which("busybox") or Path("/bin/busybox").exists()):
+            if REQUIRED:
+                pytest.fail("CORRAL_REQUIRE_DOCKER=1 but no busybox to build the test image")
+            pytest.skip("no busybox to build the test image from")
+        build_test_image()
+    finally:
+        client.close()
+
+
+def env(**changes: object) -> EnvironmentSpec:
+    base = EnvironmentSpec(
+        backend="docker", image=IMAGE, limits=Limits(cpus=0.5, memory_mb=128, pids=64)
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def docker_spec(tmp_path: Path, turns: list[dict], name: str = "script"):  # type: ignore[no-untyped-def]
+    spec = make_spec(tmp_path, turns, name=name)
+    return dataclasses.replace(spec, environment=env())
+
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+async def test_hardened_container_and_a_persistent_shell(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    box = DockerSandbox(workspace, env(), "sesn_test_hardening", tmp_path)
+    try:
+        first = await box.bash("cd /tmp && export X=42 && id -u && echo made > /workspace/f", 20)
+        assert first.exit_code == 0
+        assert first.output.splitlines()[0] == str(os.getuid())  # the host user, not root
+        assert (workspace / "f").read_text() == "made\n"  # the file tools see what bash wrote
+        again = await box.bash("pwd; echo $X", 20)
+        assert again.output.split() == ["/tmp", "42"]  # cwd and env persist
+        refused = await box.bash("touch /etc/x 2>&1; ls /var/run/docker.sock 2>&1; echo done", 20)
+        assert "Read-only file system" in refused.output and "No such file" in refused.output
+        slow = await box.bash("sleep 30", 1)
+        assert slow.timed_out and "kept its state" in slow.note
+        assert (await box.bash("echo $X", 20)).output.strip() == "42"  # the shell survived
+        client = docker_client()
+        attrs = client.containers.get(box.container_id).attrs
+        client.close()
+        host = attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"]
+        assert host["ReadonlyRootfs"] is True
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["NetworkMode"] == "none"
+        assert host["PidsLimit"] == 64 and host["Memory"] == 128 * 1024 * 1024
+        assert not any("docker.sock" in b for b in host.get("Binds") or [])
+        assert attrs["Config"]["Labels"][LABEL_SESSION] == "sesn_test_hardening"
+    finally:
+        await box.close(remove=True)
+
+
+async def test_a_session_runs_in_docker_and_survives_a_killed_container(
+    live_supervisor: Supervisor, tmp_path: Path
+) -> None:
+    turns = [
+        {"text": "one", "tool_uses": [("bash", {"command": "echo one >> log.txt"})]},
+        {"text": "slow", "tool_uses": [("bash", {"command": "sleep 5; echo two >> log.txt"})]},
+        {"text": "three", "tool_uses": [("bash", {"command": "echo three >> log.txt"})]},
+        {"text": "done"},
+    ]
+    sid = await live_supervisor.create_session(docker_spec(tmp_path, turns))
+    record = await live_supervisor.store.get_session(sid)
+    assert record.sandbox == "docker"
+    # Kill the container from outside while `sleep 5` runs.
+    with live_supervisor.bus.subscribe(sid) as sub:
+        while True:
+            item = await asyncio.wait_for(sub.get(), 30)
+            if item.type == ev.AGENT_TOOL_USE and "sleep" in str(item.payload["input"]):
+                break
+    await asyncio.sleep(1.0)
+    client = docker_client()
+    (container,) = client.containers.list(filters={"label": f"{LABEL_SESSION}={sid}"})
+    container.kill()
+    client.close()
+    state = await asyncio.wait_for(live_supervisor.wait_for(sid, is_finished), 60)
+    assert state.stop_type == ev.END_TURN
+    events = await live_supervisor.store.events(sid)
+    types = [e.type for e in events]
+    assert ev.STATUS_RESCHEDULED in types
+    cut = [
+        e
+        for e in events
+        if e.type == ev.AGENT_TOOL_RESULT and e.text.startswith(ev.INTERRUPTED_RESULT)
+    ]
+    assert len(cut) == 1
+    # The scripted model ran the cut call again in a new container; nothing twice.
+    workspace = Path(record.workspace)
+    assert (workspace / "log.txt").read_text() == "one\ntwo\nthree\n"
+
+
+async def test_terminated_sessions_lose_their_container_and_gc_finds_orphans(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    turns = [{"text": "x", "tool_uses": [("bash", {"command": "echo hi"})]}, {"text": "done"}]
+    sid = await supervisor.create_session(docker_spec(tmp_path, turns))
+    state = await asyncio.wait_for(supervisor.wait_for(sid, is_finished), 60)
+    assert state.stop_type == ev.END_TURN
+    # Idle but resumable: its container stays for the next turn.
+    assert orphan_containers(supervisor.data_dir, {sid}) == []
+    assert [s for _, s in orphan_containers(supervisor.data_dir, set())] == [sid]
+    before = state.last_seq
+    await supervisor.send_message(sid, "again")
+    await asyncio.wait_for(supervisor.wait_for(sid, finished_after(before)), 60)
+    await supervisor.cancel(sid)
+    for _ in range(50):
+        if not orphan_containers(supervisor.data_dir, set()):
+            break
+        await asyncio.sleep(0.1)
+    assert orphan_containers(supervisor.data_dir, set()) == []
+
+
+async def test_docker_asked_for_without_an_engine_is_one_clear_error(
+    supervisor: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    spec = docker_spec(tmp_path, [{"text": "x"}])
+    with pytest.raises(SandboxError, match="no Docker engine answers here"):
+        await supervisor.create_session(spec)
+    assert await supervisor.store.list_sessions() == []

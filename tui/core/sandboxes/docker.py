@@ -1,0 +1,265 @@
+"""The docker sandbox: one hardened container per session, a persistent shell inside.
+
+The container is made with the docker SDK (its blocking calls run in threads): all
+capabilities dropped, no-new-privileges, a read-only root with a tmpfs ``/tmp``, the
+session's workspace bind-mounted at ``/workspace`` (so the file tools, which work on the
+host directory, see exactly what the shell sees), pids/memory/cpu limits from the spec,
+the host user's uid (never root), no network unless the spec allows it, and never the
+Docker socket. The shell is ``docker exec -i`` of ``bash`` (or ``sh``), driven with the
+same protocol as the local sandbox.
+
+A container that dies or is killed from outside raises ``SandboxLost`` from ``bash``;
+the runner then shows the session as rescheduling, gets a new container with
+``restart`` and carries on. Containers are labelled with the session id and the data
+dir: a new supervisor re-attaches to a running one, and ``corral gc`` removes those
+whose session is gone or terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tui.core.errors import SandboxError, SandboxLost
+from tui.core.sandboxes.base import BashResult
+from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox
+from tui.core.spec import EnvironmentSpec
+from tui.core.tools.output import CappedBuffer
+
+LABEL_SESSION = "corral.session"
+LABEL_DATA_DIR = "corral.data_dir"
+# A process that keeps the container alive and does nothing; any image's sh has these.
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
+PING_TIMEOUT_S = 3
+
+
+def docker_client() -> Any:
+    """A client for the engine the environment names (DOCKER_HOST), or SandboxError."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=PING_TIMEOUT_S)
+        client.ping()
+    except Exception as exc:
+        raise SandboxError(f"no Docker engine answers here ({type(exc).__name__}: {exc})") from None
+    client.api.timeout = 120  # pings are quick; creating and removing may not be
+    return client
+
+
+def engine_answers() -> bool:
+    try:
+        docker_client().close()
+    except SandboxError:
+        return False
+    return shutil.which("docker") is not None
+
+
+def image_present(image: str) -> bool:
+    try:
+        client = docker_client()
+    except SandboxError:
+        return False
+    try:
+        client.images.get(image)
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+class DockerSandbox(LocalSandbox):
+    backend = "docker"
+
+    def __init__(
+        self, workspace: Path, environment: EnvironmentSpec, session_id: str, data_dir: Path
+    ) -> None:
+        super().__init__(workspace, network=environment.networking != "none", bubblewrap=False)
+        if environment.networking == "limited":
+            # UNFINISHED: the egress proxy for allowed_hosts is not built yet.
+            raise SandboxError(
+                'networking = "limited" is not available yet with docker; use "none" or'
+                ' "unrestricted"'
+            )
+        if shutil.which("docker") is None:
+            raise SandboxError("the docker command line is not installed (it runs the shell)")
+        self.environment = environment
+        self.session_id = session_id
+        self.data_dir = data_dir
+        self.container_id: str | None = None
+        self._shell = "sh"
+        limits = environment.limits
+        self.isolation = (
+            f"docker {environment.image}: no capabilities, read-only root,"
+            f" {'network' if self.network else 'no network'}, {limits.cpus:g} cpu,"
+            f" {limits.memory_mb} MB, {limits.pids} pids"
+        )
+
+    # -- the container ----------------------------------------------------------------
+
+    def _labels(self) -> dict[str, str]:
+        return {LABEL_SESSION: self.session_id, LABEL_DATA_DIR: str(self.data_dir)}
+
+    def _create(self) -> str:
+        """Re-attach to this session's running container, or make a new one (blocking)."""
+        client = docker_client()
+        try:
+            filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
+            for old in client.containers.list(all=True, filters=filters):
+                if old.status == "running":
+                    return str(old.id)
+                with contextlib.suppress(Exception):
+                    old.remove(force=True)
+            env = self.environment
+            try:
+                container = client.containers.run(
+                    env.image,
+                    IDLE,
+                    detach=True,
+                    labels=self._labels(),
+                    volumes={str(self.workspace): {"bind": "/workspace", "mode": "rw"}},
+                    working_dir="/workspace",
+                    user=f"{os.getuid()}:{os.getgid()}",
+                    cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"],
+                    read_only=True,
+                    tmpfs={"/tmp": "rw,nosuid,size=256m"},
+                    pids_limit=env.limits.pids,
+                    mem_limit=f"{env.limits.memory_mb}m",
+                    nano_cpus=int(env.limits.cpus * 1e9),
+                    network_mode="bridge" if self.network else "none",
+                    environment={"HOME": "/tmp", "CORRAL_SANDBOX": "docker", "TERM": "dumb"},
+                    init=True,
+                )
+            except Exception as exc:
+                raise SandboxError(f"cannot start a container from {env.image}: {exc}") from None
+            return str(container.id)
+        finally:
+            client.close()
+
+    def _running(self) -> bool:
+        if self.container_id is None:
+            return False
+        client = docker_client()
+        try:
+            return client.containers.get(self.container_id).status == "running"
+        except Exception:
+            return False
+        finally:
+            client.close()
+
+    def _remove(self) -> None:
+        if self.container_id is None:
+            return
+        with contextlib.suppress(Exception):
+            client = docker_client()
+            try:
+                client.containers.get(self.container_id).remove(force=True)
+            finally:
+                client.close()
+
+    # -- the shell ----------------------------------------------------------------------
+
+    def _argv(self) -> list[str]:
+        assert self.container_id is not None
+        return ["docker", "exec", "-i", "-w", "/workspace", self.container_id, self._shell]
+
+    async def start(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            return
+        if not await asyncio.to_thread(self._running):
+            self.container_id = await asyncio.to_thread(self._create)
+            has_bash = await asyncio.to_thread(self._exec_ok, ["sh", "-c", "command -v bash"])
+            self._shell = "bash" if has_bash else "sh"
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "DOCKER_HOST", "DOCKER_CONFIG")}
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self._argv(),
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start a shell in the container: {exc}") from None
+
+    def _exec_ok(self, argv: list[str]) -> bool:
+        client = docker_client()
+        try:
+            assert self.container_id is not None
+            result = client.containers.get(self.container_id).exec_run(argv)
+            return result.exit_code == 0
+        except Exception:
+            return False
+        finally:
+            client.close()
+
+    async def bash(self, command: str, timeout_s: float) -> BashResult:
+        result = await super().bash(command, timeout_s)
+        shell_died = result.exit_code is None and not result.timed_out
+        if shell_died and not await asyncio.to_thread(self._running):
+            raise SandboxLost("the container stopped while the command ran")
+        return result
+
+    async def _kill_running_command(self, proc: asyncio.subprocess.Process, marker: bytes) -> str:
+        """Kill the command's processes inside the container; the shell keeps its state."""
+        # Every shell's descendants but this script's own (images may lack pgrep/pkill).
+        script = (
+            "kt() { for c in $(cat /proc/$1/task/*/children 2>/dev/null); do kt $c;"
+            " kill -9 $c 2>/dev/null; done; };"
+            " for p in /proc/[0-9]*; do n=$(cat $p/comm 2>/dev/null); q=${p#/proc/};"
+            f' [ "$n" = {self._shell} ] && [ "$q" != $$ ] && kt $q; done'
+        )
+        await asyncio.to_thread(self._exec_ok, ["sh", "-c", script])
+        try:
+            await asyncio.wait_for(self._read_until(proc, marker, CappedBuffer(0)), KILL_GRACE_S)
+            return "timed out: the command was killed; the shell kept its state"
+        except TimeoutError:
+            await self._discard()
+            return "timed out: the shell was restarted (cwd and environment reset)"
+
+    async def restart(self) -> None:
+        """A new shell, and a new container if the old one is gone."""
+        async with self._lock:
+            await self._discard()
+            await self.start()
+
+    async def close(self, *, remove: bool = False) -> None:
+        await self._discard()
+        if remove:
+            await asyncio.to_thread(self._remove)
+
+
+def orphan_containers(data_dir: Path, live_sessions: set[str]) -> list[tuple[str, str]]:
+    """(container id, session id) of this data dir's containers whose session is not live."""
+    try:
+        client = docker_client()
+    except SandboxError:
+        return []
+    try:
+        filters = {"label": [f"{LABEL_DATA_DIR}={data_dir}"]}
+        out = []
+        for container in client.containers.list(all=True, filters=filters):
+            sid = container.labels.get(LABEL_SESSION, "")
+            if sid not in live_sessions:
+                out.append((str(container.id), sid))
+        return out
+    finally:
+        client.close()
+
+
+def remove_containers(ids: list[str]) -> None:
+    if not ids:
+        return
+    client = docker_client()
+    try:
+        for cid in ids:
+            with contextlib.suppress(Exception):
+                client.containers.get(cid).remove(force=True)
+    finally:
+        client.close()
