@@ -85,6 +85,12 @@ class DockerSandbox(LocalSandbox):
                 'networking = "limited" is not available yet with docker; use "none" or'
                 ' "unrestricted"'
             )
+        if environment.pip or environment.apt:
+            # UNFINISHED: installing packages into a cached derived image is not built yet.
+            raise SandboxError(
+                "environment packages (pip/apt) are not installed by corral yet; build an image"
+                " with them and name it in environment.image"
+            )
         if shutil.which("docker") is None:
             raise SandboxError("the docker command line is not installed (it runs the shell)")
         self.environment = environment
