@@ -236,3 +236,19 @@ def test_a_manifest_path_that_leaves_the_workspace_is_refused(tmp_path: Path, ba
 
     with pytest.raises(StoreError, match=r"leaves the workspace|not a workspace path"):
         validate({bad: ("d", 0o755)}, "0" * 64)
+
+
+def test_a_manifest_that_inflates_too_far_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zlib
+
+    from tui.core import manifests
+    from tui.core.blobs import BlobStore
+    from tui.core.errors import StoreError
+
+    monkeypatch.setattr(manifests, "MAX_MANIFEST", 10_000)
+    blobs = BlobStore(tmp_path / "blobs")
+    bomb, _ = blobs.put_bytes(zlib.compress(b'{"v":1,"set":{},"pad":"' + b" " * 50_000 + b'"}'))
+    with pytest.raises(StoreError, match="inflates past"):
+        ManifestStore(blobs).load(bomb)
