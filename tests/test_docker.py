@@ -19,6 +19,7 @@ from tui.core.sandboxes.docker import (
     DockerSandbox,
     docker_client,
     orphan_containers,
+    remove_containers,
 )
 from tui.core.spec import EnvironmentSpec, Limits
 from tui.core.supervisor import Supervisor, finished_after, is_finished
@@ -77,6 +78,15 @@ def docker_spec(tmp_path: Path, turns: list[dict], name: str = "script"):  # typ
 
 
 pytestmark = pytest.mark.usefixtures("engine")
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_containers(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Idle sessions keep their container for the next turn; a test's go with the test."""
+    yield
+    ids = [cid for cid, _ in orphan_containers(tmp_path / "data", set())]
+    ids += [cid for cid, _ in orphan_containers(tmp_path, set())]
+    remove_containers(ids)
 
 
 async def test_hardened_container_and_a_persistent_shell(tmp_path: Path) -> None:
@@ -178,3 +188,75 @@ async def test_docker_asked_for_without_an_engine_is_one_clear_error(
     with pytest.raises(SandboxError, match="no Docker engine answers here"):
         await supervisor.create_session(spec)
     assert await supervisor.store.list_sessions() == []
+
+
+async def test_limited_networking_passes_only_listed_hosts(tmp_path: Path) -> None:
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\ncontent-length: 8\r\n\r\nupstream")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    limited = env(networking="limited", allowed_hosts=("127.0.0.1",))
+    box = DockerSandbox(workspace, limited, "sesn_test_limited", tmp_path)
+    ask = (
+        "p=${HTTP_PROXY#http://}; h=${p%:*}; o=${p##*:}; "
+        "printf 'GET http://{host}:%s/ HTTP/1.0\\r\\n\\r\\n' " + str(port) + " | nc -w 5 $h $o"
+    )
+    try:
+        allowed = await box.bash(ask.replace("{host}", "127.0.0.1"), 30)
+        assert "200 OK" in allowed.output and "upstream" in allowed.output, allowed
+        refused = await box.bash(ask.replace("{host}", "localhost"), 30)
+        assert "403" in refused.output and "not in allowed_hosts" in refused.output
+        direct = await box.bash(
+            f"nc -w 3 127.0.0.1 {port} </dev/null; nc -w 3 1.1.1.1 80 </dev/null; echo out", 30
+        )
+        assert "upstream" not in direct.output  # no way out but the proxy
+        assert box._proxy is not None and box._proxy.refused == ["localhost"]
+    finally:
+        await box.close(remove=True)
+        server.close()
+
+
+def build_pip_stub_image() -> str:
+    """The busybox image plus a `pip` that records what it was asked to install: the
+    build and the cache are real, only the package index is not (there is no network)."""
+    context = Path("/tmp/corral-test-pipstub")
+    context.mkdir(exist_ok=True)
+    (context / "pip").write_text(
+        '#!/bin/sh\nmkdir -p /opt/pkgs\nfor p in "$@"; do case "$p" in -*|install) ;;'
+        ' *) touch "/opt/pkgs/$p";; esac; done\n'
+    )
+    (context / "Dockerfile").write_text(
+        f"FROM {IMAGE}\nCOPY pip /bin/pip\nRUN chmod 755 /bin/pip\n"
+    )
+    tag = "corral-test-pipstub:latest"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True
+    )
+    return tag
+
+
+async def test_packages_go_into_a_derived_image_built_once(tmp_path: Path) -> None:
+    base = build_pip_stub_image()
+    wanted = env(image=base, pip=(f"demo-pkg-{os.getpid()}",))
+    builds = DockerSandbox.builds
+    boxes = []
+    try:
+        for n in range(2):
+            workspace = tmp_path / f"ws{n}"
+            workspace.mkdir()
+            box = DockerSandbox(workspace, wanted, f"sesn_test_pkgs{n}", tmp_path)
+            boxes.append(box)
+            result = await box.bash("ls /opt/pkgs", 30)
+            assert result.output.split() == [f"demo-pkg-{os.getpid()}"]
+        assert DockerSandbox.builds == builds + 1  # the second start used the cached image
+    finally:
+        for box in boxes:
+            await box.close(remove=True)
+    with pytest.raises(SandboxError, match="not a package name"):
+        DockerSandbox(tmp_path, env(pip=("x; rm -rf /",)), "sesn_bad", tmp_path)

@@ -12,20 +12,27 @@ A container that dies or is killed from outside raises ``SandboxLost`` from ``ba
 the runner then shows the session as rescheduling, gets a new container with
 ``restart`` and carries on. Containers are labelled with the session id and the data
 dir: a new supervisor re-attaches to a running one, and ``corral gc`` removes those
-whose session is gone or terminated.
+whose session is gone or terminated. ``networking = "limited"`` puts the container on
+an internal network whose only way out is corral's egress proxy (egress.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
+import json
 import os
+import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
 
 from tui.core.errors import SandboxError, SandboxLost
 from tui.core.sandboxes.base import BashResult
+from tui.core.sandboxes.egress import EgressProxy
 from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox
 from tui.core.spec import EnvironmentSpec
 from tui.core.tools.output import CappedBuffer
@@ -35,6 +42,11 @@ LABEL_DATA_DIR = "corral.data_dir"
 # A process that keeps the container alive and does nothing; any image's sh has these.
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
 PING_TIMEOUT_S = 3
+# A package spec as pip or apt takes it (name, extras, a version constraint); nothing a
+# Dockerfile line could be tricked with.
+PACKAGE_RE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._+\-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[A-Za-z0-9.*+\-]+)?"
+)
 
 
 def docker_client() -> Any:
@@ -79,18 +91,14 @@ class DockerSandbox(LocalSandbox):
         self, workspace: Path, environment: EnvironmentSpec, session_id: str, data_dir: Path
     ) -> None:
         super().__init__(workspace, network=environment.networking != "none", bubblewrap=False)
-        if environment.networking == "limited":
-            # UNFINISHED: the egress proxy for allowed_hosts is not built yet.
-            raise SandboxError(
-                'networking = "limited" is not available yet with docker; use "none" or'
-                ' "unrestricted"'
-            )
-        if environment.pip or environment.apt:
-            # UNFINISHED: installing packages into a cached derived image is not built yet.
-            raise SandboxError(
-                "environment packages (pip/apt) are not installed by corral yet; build an image"
-                " with them and name it in environment.image"
-            )
+        self.limited = environment.networking == "limited"
+        if self.limited and not environment.allowed_hosts:
+            raise SandboxError('networking = "limited" needs allowed_hosts')
+        self._proxy: EgressProxy | None = None
+        self._proxy_url = ""
+        bad = [p for p in (*environment.pip, *environment.apt) if not PACKAGE_RE.fullmatch(p)]
+        if bad:
+            raise SandboxError(f"environment.packages: {bad[0]!r} is not a package name")
         if shutil.which("docker") is None:
             raise SandboxError("the docker command line is not installed (it runs the shell)")
         self.environment = environment
@@ -99,13 +107,55 @@ class DockerSandbox(LocalSandbox):
         self.container_id: str | None = None
         self._shell = "sh"
         limits = environment.limits
+        reach = {"none": "no network", "unrestricted": "network", "limited": "egress proxy to "}
+        net = reach[environment.networking] + (
+            ", ".join(environment.allowed_hosts) if self.limited else ""
+        )
         self.isolation = (
             f"docker {environment.image}: no capabilities, read-only root,"
-            f" {'network' if self.network else 'no network'}, {limits.cpus:g} cpu,"
+            f" {net}, {limits.cpus:g} cpu,"
             f" {limits.memory_mb} MB, {limits.pids} pids"
         )
 
     # -- the container ----------------------------------------------------------------
+
+    builds = 0  # derived images built by this process (the cache's test can count)
+
+    def image(self) -> str:
+        """The environment's image, or the derived one with its packages (built once)."""
+        env = self.environment
+        if not env.pip and not env.apt:
+            return env.image
+        key = json.dumps([env.image, sorted(env.apt), sorted(env.pip)]).encode()
+        tag = f"corral-env:{hashlib.sha256(key).hexdigest()[:16]}"
+        client = docker_client()
+        try:
+            try:
+                client.images.get(tag)
+                return tag  # cached: the second start skips the install
+            except Exception:
+                pass
+            lines = [f"FROM {env.image}", "USER 0"]
+            if env.apt:
+                lines.append(
+                    "RUN apt-get update && apt-get install -y --no-install-recommends "
+                    + " ".join(shlex.quote(p) for p in sorted(env.apt))
+                    + " && rm -rf /var/lib/apt/lists/*"
+                )
+            if env.pip:
+                names = " ".join(shlex.quote(p) for p in sorted(env.pip))
+                pip = "pip install --no-cache-dir"
+                lines.append(f"RUN {pip} {names} || python3 -m {pip} {names}")
+            try:
+                client.images.build(
+                    fileobj=io.BytesIO("\n".join(lines).encode()), tag=tag, rm=True, forcerm=True
+                )
+            except Exception as exc:
+                raise SandboxError(f"installing the environment's packages failed: {exc}") from None
+            DockerSandbox.builds += 1
+            return tag
+        finally:
+            client.close()
 
     def _labels(self) -> dict[str, str]:
         return {LABEL_SESSION: self.session_id, LABEL_DATA_DIR: str(self.data_dir)}
@@ -116,14 +166,16 @@ class DockerSandbox(LocalSandbox):
         try:
             filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
             for old in client.containers.list(all=True, filters=filters):
-                if old.status == "running":
+                # A limited container's proxy died with the process that ran it: replace it.
+                if old.status == "running" and not self.limited:
                     return str(old.id)
                 with contextlib.suppress(Exception):
                     old.remove(force=True)
             env = self.environment
+            image = self.image()
             try:
                 container = client.containers.run(
-                    env.image,
+                    image,
                     IDLE,
                     detach=True,
                     labels=self._labels(),
@@ -137,8 +189,7 @@ class DockerSandbox(LocalSandbox):
                     pids_limit=env.limits.pids,
                     mem_limit=f"{env.limits.memory_mb}m",
                     nano_cpus=int(env.limits.cpus * 1e9),
-                    network_mode="bridge" if self.network else "none",
-                    environment={"HOME": "/tmp", "CORRAL_SANDBOX": "docker", "TERM": "dumb"},
+                    **self._network_options(),
                     init=True,
                 )
             except Exception as exc:
@@ -146,6 +197,57 @@ class DockerSandbox(LocalSandbox):
             return str(container.id)
         finally:
             client.close()
+
+    def _network_options(self) -> dict[str, Any]:
+        environment = {"HOME": "/tmp", "CORRAL_SANDBOX": "docker", "TERM": "dumb"}
+        if not self.limited:
+            return {
+                "network_mode": "bridge" if self.network else "none",
+                "environment": environment,
+            }
+        proxy = self._proxy_url
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            environment[name] = proxy
+        return {"network": self._network_name(), "environment": environment}
+
+    def _network_name(self) -> str:
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        return f"corral-limited-{digest}"
+
+    def _ensure_network(self) -> str:
+        """An internal network (no route out) for limited containers; its gateway address."""
+        client = docker_client()
+        try:
+            name = self._network_name()
+            found = client.networks.list(names=[name])
+            network = (
+                found[0]
+                if found
+                else client.networks.create(
+                    name,
+                    driver="bridge",
+                    internal=True,
+                    labels={LABEL_DATA_DIR: str(self.data_dir)},
+                )
+            )
+            network.reload()
+            return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+        except Exception as exc:
+            raise SandboxError(f"cannot make the limited network: {exc}") from None
+        finally:
+            client.close()
+
+    def _remove_network_if_unused(self) -> None:
+        # Address pools are few (about 30 networks by default): give ours back when idle.
+        with contextlib.suppress(Exception):
+            client = docker_client()
+            try:
+                for network in client.networks.list(names=[self._network_name()]):
+                    network.reload()
+                    if not network.attrs.get("Containers"):
+                        network.remove()
+            finally:
+                client.close()
 
     def _running(self) -> bool:
         if self.container_id is None:
@@ -177,6 +279,11 @@ class DockerSandbox(LocalSandbox):
     async def start(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
             return
+        if self.limited and self._proxy is None:
+            gateway = await asyncio.to_thread(self._ensure_network)
+            self._proxy = EgressProxy(self.environment.allowed_hosts)
+            port = await self._proxy.start(gateway)
+            self._proxy_url = f"http://{gateway}:{port}"
         if not await asyncio.to_thread(self._running):
             self.container_id = await asyncio.to_thread(self._create)
             has_bash = await asyncio.to_thread(self._exec_ok, ["sh", "-c", "command -v bash"])
@@ -237,8 +344,13 @@ class DockerSandbox(LocalSandbox):
 
     async def close(self, *, remove: bool = False) -> None:
         await self._discard()
-        if remove:
+        if remove or self.limited:  # a limited container cannot outlive its proxy
             await asyncio.to_thread(self._remove)
+        if self.limited:
+            await asyncio.to_thread(self._remove_network_if_unused)
+        if self._proxy is not None:
+            await self._proxy.close()
+            self._proxy = None
 
 
 def orphan_containers(data_dir: Path, live_sessions: set[str]) -> list[tuple[str, str]]:
