@@ -81,20 +81,31 @@ def branch_of(branch_list: list[Branch], seq: int) -> int:
     return 0
 
 
+def _request_usages(
+    events: list[ev.Event], seqs: set[int] | None
+) -> list[tuple[str, dict[str, int]]]:
+    """(priced model, model_usage) of each model request that ended at ``seqs`` (all: None)."""
+    models = {
+        e.id: e.payload.get("model", "") for e in events if e.type == ev.SPAN_MODEL_REQUEST_START
+    }
+    return [
+        (
+            models.get(e.payload.get("model_request_start_id", ""), ""),
+            e.payload.get("model_usage", {}),
+        )
+        for e in events
+        if e.type == ev.SPAN_MODEL_REQUEST_END and (seqs is None or e.seq in seqs)
+    ]
+
+
 def spend(
     events: list[ev.Event], seqs: set[int] | None = None, pricing: PricingTable | None = None
 ) -> Decimal | None:
     """List cost of the model requests that ended at ``seqs`` (all when None); None if unpriced."""
     pricing = pricing or default_pricing()
-    models = {
-        e.id: e.payload.get("model", "") for e in events if e.type == ev.SPAN_MODEL_REQUEST_START
-    }
     total = Decimal(0)
-    for e in events:
-        if e.type != ev.SPAN_MODEL_REQUEST_END or (seqs is not None and e.seq not in seqs):
-            continue
-        model = models.get(e.payload.get("model_request_start_id", ""), "")
-        cost = pricing.token_cost(model, e.payload.get("model_usage", {}))
+    for model, usage in _request_usages(events, seqs):
+        cost = pricing.token_cost(model, usage)
         if cost is None:
             return None
         total += cost
@@ -104,15 +115,9 @@ def spend(
 def cache_saving(events: list[ev.Event], pricing: PricingTable | None = None) -> Decimal | None:
     """What prompt caching saved across a session's requests; None if a model is unpriced."""
     pricing = pricing or default_pricing()
-    models = {
-        e.id: e.payload.get("model", "") for e in events if e.type == ev.SPAN_MODEL_REQUEST_START
-    }
     total = Decimal(0)
-    for e in events:
-        if e.type != ev.SPAN_MODEL_REQUEST_END:
-            continue
-        model = models.get(e.payload.get("model_request_start_id", ""), "")
-        saved = pricing.cache_saving(model, e.payload.get("model_usage", {}))
+    for model, usage in _request_usages(events, None):
+        saved = pricing.cache_saving(model, usage)
         if saved is None:
             return None
         total += saved

@@ -204,21 +204,7 @@ class Store:
             self._next_seq[record.id] = 1
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO sessions (id, title, created_at, spec, model, sandbox, isolation,"
-                " workspace, metadata) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    record.id,
-                    record.title,
-                    record.created_at.isoformat(),
-                    json.dumps(record.spec),
-                    record.model,
-                    record.sandbox,
-                    record.isolation,
-                    record.workspace,
-                    json.dumps(record.metadata),
-                ),
-            )
+            _insert_session(conn, record)
             conn.execute(_UPSERT_USAGE, _usage_row(state))
 
         if self._writer is None or self._writer.done():
@@ -244,21 +230,7 @@ class Store:
             self._next_seq[record.id] = state.last_seq + 1
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO sessions (id, title, created_at, spec, model, sandbox, isolation,"
-                " workspace, metadata) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    record.id,
-                    record.title,
-                    record.created_at.isoformat(),
-                    json.dumps(record.spec),
-                    record.model,
-                    record.sandbox,
-                    record.isolation,
-                    record.workspace,
-                    json.dumps(record.metadata),
-                ),
-            )
+            _insert_session(conn, record)
             conn.executemany(
                 _INSERT_EVENT,
                 [
@@ -670,6 +642,24 @@ _CHECKPOINT_COLUMNS = (
 _INSERT_CHECKPOINT = (
     f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def _insert_session(conn: sqlite3.Connection, record: SessionRecord) -> None:
+    conn.execute(
+        "INSERT INTO sessions (id, title, created_at, spec, model, sandbox, isolation,"
+        " workspace, metadata) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            record.id,
+            record.title,
+            record.created_at.isoformat(),
+            json.dumps(record.spec),
+            record.model,
+            record.sandbox,
+            record.isolation,
+            record.workspace,
+            json.dumps(record.metadata),
+        ),
+    )
 
 
 def _event_key(e: Event) -> tuple[str, int, str]:
