@@ -82,6 +82,16 @@ def corral(data_dir: Path, *args: str, **kwargs: object) -> subprocess.Popen[str
     )
 
 
+def wait_for_sessions(proc: subprocess.Popen[str], what: str) -> None:
+    """Read the process's output until its three sessions have started."""
+    started = 0
+    assert proc.stdout is not None
+    while started < 3:
+        line = proc.stdout.readline()
+        assert line, f"{what}: corral exited before starting its sessions"
+        started += line.startswith("session ")
+
+
 async def outcome(data_dir: Path) -> dict[str, tuple[str | None, dict[str, object]]]:
     """Per session title: its stop reason and workspace; asserts the log is sound."""
     store = await Store.open(db_path(data_dir))
@@ -104,9 +114,11 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     specs = [str(p) for p in write_specs(tmp_path)]
     reference_dir = tmp_path / "reference"
     ran = corral(reference_dir, "run", *specs, "--headless")
+    wait_for_sessions(ran, "reference")
     began = time.monotonic()
     assert ran.wait(60) == 0, ran.stdout.read() if ran.stdout else ""
-    duration = time.monotonic() - began  # kills land anywhere in a run this long
+    # From the sessions' start to the end of the work: where a kill can land mid-run.
+    duration = time.monotonic() - began
     reference = asyncio.run(outcome(reference_dir))
     assert len(reference) == 3 and all(stop == ev.END_TURN for stop, _ in reference.values())
 
@@ -115,13 +127,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     for trial in range(TRIALS):
         data_dir = tmp_path / f"trial{trial}"
         proc = corral(data_dir, "run", *specs, "--headless")
-        started = 0
-        assert proc.stdout is not None
-        while started < 3:
-            line = proc.stdout.readline()
-            assert line, f"trial {trial}: corral exited before starting its sessions"
-            started += line.startswith("session ")
-        time.sleep(rng.uniform(0, duration))
+        wait_for_sessions(proc, f"trial {trial}")
+        time.sleep(rng.uniform(0, duration * 0.9))
         finished = proc.poll() is not None
         if not finished:
             os.kill(proc.pid, signal.SIGKILL)

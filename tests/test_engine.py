@@ -376,3 +376,30 @@ def test_core_never_imports_textual() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+async def test_a_session_whose_runner_never_started_is_recovered_and_run(
+    store: Store, data_dir: Path, tmp_path: Path
+) -> None:
+    # The process died between committing the session and its runner's first step.
+    spec = make_spec(tmp_path, [{"text": "done"}])
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    sid = "sesn_" + "0" * 30
+    record = SessionRecord(
+        id=sid,
+        title="never started",
+        created_at=utc_now(),
+        spec=spec.to_json(),
+        model=spec.agent.model,
+        workspace=str(workspace),
+    )
+    await store.create_session(record, ev.user_message(sid, "go"))
+    sup = Supervisor(store, data_dir, script_speed=0)
+    await sup.start(resume_recovered=True)
+    try:
+        assert sup.recovered == [sid]
+        state = await asyncio.wait_for(sup.wait_for(sid, is_finished), 30)
+        assert state.stop_type == ev.END_TURN
+    finally:
+        await sup.close()

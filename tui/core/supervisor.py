@@ -98,8 +98,13 @@ class Supervisor:
         await self.store.claim_lease()
         self.checkpointer.blobs.clear_tmp()
         for record in await self.store.list_sessions():
-            if record.state and record.state.status in ("running", "rescheduling"):
+            state = record.state
+            if state and state.status in ("running", "rescheduling"):
                 await self._recover(record)
+                self.recovered.append(record.id)
+            elif state and state.status == "idle" and state.stop_reason is None:
+                # Created, but the process died before its runner's first step: it was
+                # about to run, so it is recovered too (nothing ran, nothing to settle).
                 self.recovered.append(record.id)
         if resume_recovered:
             for sid in self.recovered:
