@@ -16,6 +16,7 @@ from tui.core.datadir import db_path
 from tui.core.settings import load_settings
 from tui.core.store import Store
 from tui.core.supervisor import is_finished
+from tui.core.views import TailLine
 from tui.ui.app import REPO_ROOT
 from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.new_session import NewSessionScreen
@@ -318,3 +319,20 @@ def test_no_json_secret_in_settings(data_dir: Path) -> None:
 
     save_setting(data_dir, "theme", "corral-light")
     assert json.loads((data_dir / "settings.json").read_text()) == {"theme": "corral-light"}
+
+
+async def test_a_streaming_line_is_never_cut_off_the_bottom_of_a_pane(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        target = await only_pane(pilot, app)
+        await until(pilot, lambda: bool(target.view.streaming), "streaming text")
+        for i in range(12):  # more finished lines than the tail has rows
+            target.view.tail.append(TailLine("agent", f"line {i}"))
+        target.view.version += 1
+        target.show(app.now())
+        await pilot.pause()
+        shown = str(target._tail.content).splitlines()
+        assert len(shown) <= target._tail.size.height
+        assert shown[-1].startswith("◆") and shown[-2].endswith("line 11")

@@ -79,10 +79,13 @@ class ScriptedProvider:
             # Like a real model would: call again what was cut off, then go on.
             turn = ScriptTurn("Re-running what was interrupted.", "", tuple(retry), 0, {})
             return await self._play(turn, request, on_delta)
+        # One pass (a session replays every turn, so this runs per turn): an assistant
+        # message that answered cut-off results was a retry, not a script turn.
+        msgs = request.messages
         index = sum(
             1
-            for i, m in enumerate(request.messages)
-            if m["role"] == "assistant" and not (i and _interrupted_calls(request.messages[:i]))
+            for i, m in enumerate(msgs)
+            if m["role"] == "assistant" and not (i >= 2 and _cut_calls(msgs[i - 2], msgs[i - 1]))
         )
         if index >= len(self.turns):
             turn = ScriptTurn("(the script has no more turns)", "", (), 0, {})
@@ -120,22 +123,29 @@ class ScriptedProvider:
 
 def _interrupted_calls(messages: list[dict[str, Any]]) -> list[ToolCall]:
     """The tool calls whose results in the last message say they were cut off."""
-    if len(messages) < 2 or messages[-1]["role"] != "user" or messages[-2]["role"] != "assistant":
+    if len(messages) < 2:
         return []
-    if any(block.get("type") != "tool_result" for block in messages[-1]["content"]):
+    return _cut_calls(messages[-2], messages[-1])
+
+
+def _cut_calls(assistant: dict[str, Any], user: dict[str, Any]) -> list[ToolCall]:
+    """The calls of ``assistant`` that ``user`` (its results, and nothing the user said
+    besides) reports as cut off."""
+    if assistant["role"] != "assistant" or user["role"] != "user":
+        return []
+    if any(block.get("type") != "tool_result" for block in user["content"]):
         return []  # the user has said something since: follow that, not the retry
     cut = {
         block["tool_use_id"]
-        for block in messages[-1]["content"]
-        if block.get("type") == "tool_result"
-        and any(
+        for block in user["content"]
+        if any(
             str(part.get("text", "")).startswith(INTERRUPTED_RESULT)
             for part in block.get("content", [])
         )
     }
     return [
         ToolCall(block["name"], dict(block["input"]))
-        for block in messages[-2]["content"]
+        for block in assistant["content"]
         if block.get("type") == "tool_use" and block["id"] in cut
     ]
 

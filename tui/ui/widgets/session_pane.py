@@ -160,6 +160,10 @@ class SessionPane(Widget, can_focus=True):
             self._shown_version = view.version
             set_row(self._tail, self._tail_text())
 
+    def on_resize(self) -> None:
+        # How many tail rows fit may have changed: redraw them for the new height.
+        set_row(self._tail, self._tail_text())
+
     def _style(self, style: str) -> str:
         """Rich style text whose ``$name`` words are the current theme's colours."""
         theme = self.app.current_theme
@@ -169,9 +173,12 @@ class SessionPane(Widget, can_focus=True):
         return " ".join(w for w in words if w)
 
     def _tail_text(self) -> Text:
-        # The pane's height is fixed (13 rows: border, title, meta, usage, 8 of tail), so
-        # the tail never depends on when layout happened: snapshots stay stable.
-        lines: list[TailLine] = list(self.view.tail)[-TAIL_ROWS:]
+        # Newest lines win: when the pane is squeezed, or a line is still streaming, the
+        # oldest ones are dropped rather than the newest being cut off at the bottom.
+        rows = min(TAIL_ROWS, self._tail.size.height or TAIL_ROWS)
+        if self.view.streaming:
+            rows -= 1
+        lines: list[TailLine] = list(self.view.tail)[-rows:] if rows > 0 else []
         text = Text(no_wrap=True, overflow="ellipsis")
         for n, line in enumerate(lines):
             if n:
@@ -180,6 +187,10 @@ class SessionPane(Widget, can_focus=True):
             text.append(line.text, style=self._style(TAIL_STYLE.get(line.kind, "")))
         if self.view.streaming:
             text.append(
-                "\n◆ " + self.view.streaming.replace("\n", " ")[-200:] + "▌", style="italic"
+                ("\n" if lines else "")
+                + "◆ "
+                + self.view.streaming.replace("\n", " ")[-200:]
+                + "▌",
+                style="italic",
             )
         return text
