@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tui.core.errors import PathEscapeError
+from tui.core.globs import glob_regex
 from tui.core.shell_split import Part, Unparseable, split_command
 from tui.core.tools.workspace import Workspace
 
@@ -227,41 +227,8 @@ def normalise(path: str, workspace: Path | None) -> str:
 
 
 def path_matches(pattern: str, rel: str, *, fold_case: bool) -> bool:
-    regex = _glob_regex(pattern, fold_case)
+    regex = glob_regex(pattern, dir_itself=True, fold_case=fold_case)
     return bool(regex.fullmatch(rel)) or (rel == "." and pattern in ("**", "*"))
-
-
-def _glob_regex(pattern: str, fold_case: bool) -> re.Pattern[str]:
-    """``**`` spans directories, ``*`` and ``?`` stay within one; ``dir/**`` also matches dir."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("/**", i) and i + 3 == len(pattern):
-            out.append("(?:/.*)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.index("]", i + 1)
-            body = pattern[i + 1 : end].replace("\\", "\\\\")
-            out.append(f"[{'^' + body[1:] if body.startswith('!') else body}]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out), re.IGNORECASE if fold_case else 0)
 
 
 def _judge_path(

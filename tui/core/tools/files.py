@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from tui.core.errors import PathEscapeError, ToolError
+from tui.core.globs import glob_regex
 from tui.core.tools.output import OUTPUT_LIMIT, cap_text
 from tui.core.tools.workspace import Workspace
 
@@ -117,7 +118,7 @@ def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
     base = ws.resolve(path or ".")
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
         raise PathEscapeError(f"{pattern}: glob patterns must be relative to the workspace")
-    regex = _glob_regex(pattern)
+    regex = glob_regex(pattern)
     matches = []
     for file in _walk(ws, base):
         rel = file.relative_to(base).as_posix()
@@ -130,37 +131,6 @@ def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
     if len(matches) > MAX_MATCHES:
         lines.append(f"[... {len(matches) - MAX_MATCHES} more matches not shown ...]")
     return "\n".join(lines) if lines else "no files match"
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """Doublestar globbing: ``**`` spans directories, ``*`` and ``?`` do not."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape(c))
-            else:
-                out.append("[" + pattern[i + 1 : end].replace("!", "^", 1) + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
 
 
 def grep(ws: Workspace, pattern: str, path: str | None = None) -> str:
