@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from tui.core import events as ev
+from tui.core.printable import printable_line
 
 TOOL_SUBJECT = {
     "bash": "command",
@@ -18,7 +19,8 @@ TOOL_SUBJECT = {
 
 
 def one_line(text: str, width: int = 100) -> str:
-    flat = " ".join(text.split())
+    """``text`` on one line, at most ``width`` characters, safe to print (see printable)."""
+    flat = printable_line(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -29,6 +31,11 @@ def tool_subject(name: str, tool_input: dict[str, Any]) -> str:
 
 
 def describe(event: ev.Event, width: int = 100) -> str:
+    """One line for ``event``, safe to print: nothing in it can control a terminal."""
+    return printable_line(_describe(event, width))
+
+
+def _describe(event: ev.Event, width: int) -> str:
     p = event.payload
     match event.type:
         case ev.USER_MESSAGE:

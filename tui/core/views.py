@@ -4,6 +4,11 @@ A ``SessionView`` holds the store's live fold (status, usage, cost) by reference
 and adds what only a viewer wants: a capped tail of the transcript, the text
 still streaming, and labels. ``SpendHistory`` turns total spend over time into a
 burn rate and sparkline data.
+
+Titles, model names, tail lines and streamed text come from outside (a spec, a model, a
+workspace), so every string a view hands out for display has been through
+``printable_line``: no control character, bidi override or lone surrogate in it. Whether
+the text is then parsed as markup is the UI's concern (it never is).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from tui.core import events as ev
 from tui.core.bus import Delta
 from tui.core.describe import one_line, tool_subject
 from tui.core.pricing import PricingTable, default_pricing
+from tui.core.printable import printable_line
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord
 
@@ -51,17 +57,24 @@ def status_of(state: SessionState) -> tuple[str, str]:
         ev.BUDGET_REACHED: ("budget reached", "budget"),
         ev.RETRIES_EXHAUSTED: ("failed: retries exhausted", "error"),
         None: ("starting", "running"),
-    }.get(stop, (f"idle ({stop})", "done"))
+    }.get(stop, (f"idle ({printable_line(str(stop))})", "done"))
 
 
 def model_label(model: str) -> str:
     """``scripted:/long/path/x.toml`` reads as ``scripted:x.toml``."""
     if model.startswith("scripted:"):
-        return "scripted:" + Path(model.removeprefix("scripted:")).name
-    return model
+        model = "scripted:" + Path(model.removeprefix("scripted:")).name
+    return printable_line(model)
 
 
 def tail_line(event: ev.Event) -> TailLine | None:
+    line = _raw_tail_line(event)
+    # one_line has already made whitespace (newlines, CR, tabs) spaces; what is left of
+    # the kind a terminal would obey becomes a visible escape.
+    return None if line is None else TailLine(line.kind, printable_line(line.text))
+
+
+def _raw_tail_line(event: ev.Event) -> TailLine | None:
     p = event.payload
     match event.type:
         case ev.USER_MESSAGE:
@@ -104,7 +117,7 @@ class SessionView:
 
     @property
     def title(self) -> str:
-        return self.record.title
+        return printable_line(self.record.title)
 
     @property
     def model(self) -> str:
@@ -113,6 +126,11 @@ class SessionView:
     @property
     def status(self) -> tuple[str, str]:
         return status_of(self.state)
+
+    def streaming_line(self, chars: int) -> str:
+        """The end of the text still streaming, as one printable line."""
+        flat = self.streaming[-chars:].replace("\n", " ").replace("\t", " ")
+        return printable_line(flat)
 
     def pending(self) -> list[tuple[str, dict[str, Any]]]:
         return list(self.state.pending_approvals.items())

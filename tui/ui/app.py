@@ -19,6 +19,7 @@ from tui.core.errors import CorralError
 from tui.core.ids import utc_now
 from tui.core.policy import Rule
 from tui.core.pricing import format_usd
+from tui.core.printable import printable, printable_line
 from tui.core.settings import load_settings, save_setting
 from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, spec_from_json
 from tui.core.store import Store
@@ -38,6 +39,16 @@ from tui.ui.widgets.cost_ticker import CostTicker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_THEME = "corral-dark"
+
+
+def markup_literal(text: str) -> str:
+    """``text`` for a place that parses Textual markup, shown exactly as written.
+
+    Every ``[`` is escaped: ``textual.markup.escape`` leaves ``[ @click=app.quit]`` (a
+    space first), ``[B …]`` and ``[$…]`` alone, and Textual's parser still reads those
+    as tags, the first as a live click action.
+    """
+    return text.replace("[", "\\[")
 
 
 def in_creation_order(views: Iterable[SessionView]) -> list[SessionView]:
@@ -106,7 +117,9 @@ class CorralApp(App[None]):
             # Sessions a crash left running carry on from their last checkpoint.
             await self.supervisor.start(resume_recovered=True)
         except CorralError as exc:
-            self.exit(message=f"corral: {exc}")
+            # Printed to the terminal as it is once the app has gone: a path in it may
+            # carry control characters.
+            self.exit(message=printable(f"corral: {exc}"))
             return
         self.bridge = CoreBridge(self, self.store)
         self.bridge.subscribe()
@@ -117,6 +130,7 @@ class CorralApp(App[None]):
                 f"{self.bridge.views[sid].title}: was running when corral stopped;"
                 " resumed from its last checkpoint",
                 timeout=8,
+                markup=False,
             )
         self.run_worker(self.bridge.pump(), group="bridge", exclusive=True)
         for spec in self.start_specs:
@@ -148,21 +162,26 @@ class CorralApp(App[None]):
             screen.refresh_from_core()
         self.update_tickers()
 
+    # Notifications carry outside text (titles, tool names, error messages quoting paths
+    # or patterns): each is printable and sent with markup=False, never parsed as markup.
+
     def on_core_bridge_notice(self, message: CoreBridge.Notice) -> None:
         self.notify(
-            f"{message.view.title}: {message.text}",
+            printable(f"{message.view.title}: {message.text}"),
             severity=message.severity,  # type: ignore[arg-type]
             timeout=8,
+            markup=False,
         )
 
     def on_core_bridge_approval_requested(self, message: CoreBridge.ApprovalRequested) -> None:
         use = message.view.state.pending_approvals.get(message.tool_use_id, {})
+        name = printable_line(str(use.get("name", "a tool")))
         self.notify(
-            f"{message.view.title}: {use.get('name', 'a tool')} waits for your approval"
-            " (y allow · d deny)",
+            f"{message.view.title}: {name} waits for your approval (y allow · d deny)",
             title="Approval needed",
             severity="warning",
             timeout=6,
+            markup=False,
         )
         self.bell()
 
@@ -218,10 +237,13 @@ class CorralApp(App[None]):
         try:
             cp = await self.supervisor.checkpoint(session_id, "from the app")
         except (CorralError, OSError) as exc:
-            self.notify(f"No checkpoint: {exc}", severity="error")
+            self.notify(printable(f"No checkpoint: {exc}"), severity="error", markup=False)
             return
         title = self.bridge.views[session_id].title
-        self.notify(f"{title}: checkpoint {cp.id[-8:]}, {cp.changed} paths changed since the last")
+        self.notify(
+            f"{title}: checkpoint {cp.id[-8:]}, {cp.changed} paths changed since the last",
+            markup=False,
+        )
 
     def action_policy(self) -> None:
         sid = self.current_session()
@@ -247,9 +269,10 @@ class CorralApp(App[None]):
                 await self.supervisor.set_policy(session_id, policy)
             await self.supervisor.confirm(session_id, tool_use_id, True)
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
-        self.notify(f"{self.bridge.views[session_id].title}: from now on {rule.label(tool)}")
+        title = self.bridge.views[session_id].title
+        self.notify(printable(f"{title}: from now on {rule.label(tool)}"), markup=False)
 
     def action_budget(self) -> None:
         sid = self.current_session()
@@ -273,9 +296,12 @@ class CorralApp(App[None]):
         try:
             await self.supervisor.set_budget(session_id, cap, current.max_active_hours)  # type: ignore[arg-type]
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
-        self.notify(f"{view.title}: cost cap {format_usd(cap) if cap is not None else 'lifted'}")  # type: ignore[arg-type]
+        self.notify(
+            f"{view.title}: cost cap {format_usd(cap) if cap is not None else 'lifted'}",  # type: ignore[arg-type]
+            markup=False,
+        )
 
     def action_control(self, kind: str) -> None:
         sid = self.current_session()
@@ -289,7 +315,7 @@ class CorralApp(App[None]):
         try:
             await self.supervisor.apply_command(session_id, kind, payload)
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
         title = self.bridge.views[session_id].title
         done = {
@@ -299,7 +325,7 @@ class CorralApp(App[None]):
             "cancel": "cancelled",
         }
         if kind in done:
-            self.notify(f"{title}: {done[kind]}")
+            self.notify(f"{title}: {done[kind]}", markup=False)
 
     def _first_pending(self) -> tuple[str, str, dict] | None:
         sid = self.current_session()
@@ -354,7 +380,11 @@ class CorralApp(App[None]):
                 return
             workspace = Path(choice.workspace).expanduser().resolve() if choice.workspace else None
             if workspace is not None and not workspace.is_dir():
-                self.notify(f"{choice.workspace}: not a directory", severity="error")
+                self.notify(
+                    printable(f"{choice.workspace}: not a directory"),
+                    severity="error",
+                    markup=False,
+                )
                 return
             spec = ad_hoc_spec(
                 choice.prompt,
@@ -374,7 +404,13 @@ class CorralApp(App[None]):
         try:
             await self.supervisor.create_session(spec)
         except CorralError as exc:
-            self.notify(str(exc), title="Could not start the session", severity="error", timeout=8)
+            self.notify(
+                printable(str(exc)),
+                title="Could not start the session",
+                severity="error",
+                timeout=8,
+                markup=False,
+            )
 
     # -- themes ---------------------------------------------------------------------------
 
@@ -383,7 +419,9 @@ class CorralApp(App[None]):
         for theme in themes:
             self.register_theme(theme)
         for error in errors:
-            self.notify(str(error), title="Theme not loaded", severity="error")
+            self.notify(
+                printable(str(error)), title="Theme not loaded", severity="error", markup=False
+            )
         wanted = load_settings(self.data_dir).get("theme", DEFAULT_THEME)
         if wanted in self.available_themes:
             self.theme = wanted
@@ -402,7 +440,7 @@ class CorralApp(App[None]):
         names = self.corral_themes() or sorted(self.available_themes)
         index = names.index(self.theme) + 1 if self.theme in names else 0
         self.theme = names[index % len(names)]
-        self.notify(f"Theme: {self.theme}", timeout=2)
+        self.notify(printable(f"Theme: {self.theme}"), timeout=2, markup=False)
 
     def reload_theme_file(self, path: Path) -> None:
         """Re-read one theme file; restyle now if it is the current theme."""
@@ -410,17 +448,18 @@ class CorralApp(App[None]):
             theme = load_theme(path)
         except ThemeError as exc:
             self.notify(
-                f"{exc} — keeping {self.theme}",
+                printable(f"{exc} — keeping {self.theme}"),
                 title="Theme not reloaded",
                 severity="error",
                 timeout=8,
+                markup=False,
             )
             return
         self.register_theme(theme)
         if theme.name == self.theme:
             self._invalidate_css()
             self.refresh_css(animate=False)
-        self.notify(f"Theme {theme.name} reloaded", timeout=2)
+        self.notify(printable(f"Theme {theme.name} reloaded"), timeout=2, markup=False)
 
     @work(group="themes", exclusive=True)
     async def watch_theme_files(self) -> None:
@@ -435,8 +474,9 @@ class CorralApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("New session", "Pick a spec or type a prompt", self.action_new_session)
         for name in self.corral_themes():
+            # The palette parses a command's title as markup; a theme file's name is not.
             yield SystemCommand(
-                f"Theme: {name}",
+                f"Theme: {markup_literal(printable_line(name))}",
                 "Switch theme (remembered)",
                 lambda n=name: setattr(self, "theme", n),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -23,6 +24,9 @@ COLOUR_KEYS = (
     "panel",
     "boost",
 )
+# Textual's own theme picker shows a theme's name as markup, so a name is a plain word:
+# no brackets, no control characters, nothing a terminal or the palette would act on.
+THEME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class ThemeError(CorralError):
@@ -42,6 +46,8 @@ def load_theme(path: Path) -> Theme:
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ThemeError(f"{path.name}: `name` is required")
+    if not THEME_NAME.fullmatch(name):
+        raise ThemeError(f"{path.name}: `name` must be letters, digits, '-', '_' or '.'")
     if not isinstance(data.get("primary"), str):
         raise ThemeError(f"{path.name}: `primary` colour is required")
     colours = {k: data[k] for k in COLOUR_KEYS if k in data}

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from tui.core.describe import tool_subject
 from tui.core.policy import Rule
+from tui.core.printable import printable, printable_line
 from tui.core.simulator import propose_rule
 
 
@@ -48,16 +49,23 @@ class ApprovalScreen(ModalScreen[Decision | None]):
         self.proposal = propose_rule(tool_use.get("name", ""), tool_use.get("input", {}))
 
     def compose(self) -> ComposeResult:
-        name = self.tool_use.get("name", "?")
+        # The tool use is the model's: its name, input and the reason it was asked about are
+        # shown as printable Text, so none of it is obeyed by the terminal or read as markup.
+        raw_name = self.tool_use.get("name", "?")
+        name = printable_line(str(raw_name))
         tool_input = self.tool_use.get("input", {})
+        subject = printable(tool_subject(raw_name, tool_input))
+        shown_input = printable(json.dumps(tool_input, indent=2, ensure_ascii=False))
+        reason = printable(str(self.tool_use.get("permission_reason", "")))
         with Vertical(classes="approval"):
-            yield Label(Text.assemble(("Approve a tool use", "bold"), f" — {self.session_title}"))
-            yield Static(Text.assemble((f"{name}: ", "bold"), tool_subject(name, tool_input)))
-            yield Static(
-                Text(json.dumps(tool_input, indent=2, ensure_ascii=False), style="dim"),
-                classes="approval--input",
+            yield Label(
+                Text.assemble(
+                    ("Approve a tool use", "bold"), f" — {printable_line(self.session_title)}"
+                )
             )
-            yield Static(Text(self.tool_use.get("permission_reason", ""), style="dim italic"))
+            yield Static(Text.assemble((f"{name}: ", "bold"), subject))
+            yield Static(Text(shown_input, style="dim"), classes="approval--input")
+            yield Static(Text(reason, style="dim italic"))
             yield Input(
                 placeholder="optional: tell the agent why (sent with a deny)", id="deny-message"
             )
@@ -65,7 +73,7 @@ class ApprovalScreen(ModalScreen[Decision | None]):
                 yield Static(
                     Text.assemble(
                         ("Always allow this adds: ", "dim"),
-                        (f"{name}: allow {self.proposal.pattern!r}", "bold"),
+                        (printable_line(f"{name}: allow {self.proposal.pattern!r}"), "bold"),
                     ),
                     id="proposal",
                 )

@@ -13,6 +13,7 @@ from textual.widgets import Input, Label
 
 from tui.core.errors import SpecError
 from tui.core.pricing import format_usd
+from tui.core.printable import printable_line
 from tui.core.spec import parse_money
 
 NO_CAP = "none"
@@ -36,7 +37,7 @@ class BudgetScreen(ModalScreen[Decimal | str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text.assemble(("Budget", "bold"), f" — {self.heading}"))
+            yield Label(Text.assemble(("Budget", "bold"), f" — {printable_line(self.heading)}"))
             yield Label(
                 f"spent {format_usd(self.spent)} · cap now "
                 f"{format_usd(self.current) if self.current is not None else 'none'}"
@@ -49,8 +50,10 @@ class BudgetScreen(ModalScreen[Decimal | str | None]):
             yield Label("", id="budget-error")
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        # Validation as you type: a bad amount says why before it can be submitted.
-        self.query_one("#budget-error", Label).update(self._problem(event.value) or "")
+        # Validation as you type: a bad amount says why before it can be submitted. The
+        # problem quotes what was typed, so it is Text: never parsed as markup.
+        problem = printable_line(self._problem(event.value) or "")
+        self.query_one("#budget-error", Label).update(Text(problem))
 
     def _problem(self, value: str) -> str | None:
         if value.strip().lower() in ("", NO_CAP):

@@ -16,6 +16,7 @@ from tui.core.checkpoint_diff import CheckpointDiff
 from tui.core.checkpoints import Checkpointer
 from tui.core.describe import describe
 from tui.core.pricing import format_usd
+from tui.core.printable import printable, printable_line
 
 MAX_DIFFS = 50  # files with a line diff on screen; the rest are listed only
 
@@ -40,11 +41,13 @@ class CheckpointDiffScreen(Screen[None]):
         return {c.path: result.unified(checkpointer, c.path) for c in files}
 
     def compose(self) -> ComposeResult:
+        # File names, the transcript and the diffs are the workspace's and the model's text:
+        # all of it goes through printable and reaches widgets as Text, never as markup.
         r = self.result
         with VerticalScroll():
             yield Static(
                 Text.assemble(
-                    (self.heading, "bold"),
+                    (printable_line(self.heading), "bold"),
                     f"  {r.a.id} (seq {r.a.seq}) → {r.b.id} (seq {r.b.seq})",
                 )
             )
@@ -57,16 +60,16 @@ class CheckpointDiffScreen(Screen[None]):
             listing = Text()
             for change in r.changes:
                 mark, style = sign[change.kind]
-                listing.append(f"{mark} {change.path}\n", style=style)
+                listing.append(f"{mark} {printable_line(change.path)}\n", style=style)
             yield Static(listing or Text("(no file changed)", style="dim"))
             yield Static("Transcript", classes="diff--heading")
             lines = [
-                f"#{e.seq:<4} {describe(e, 110)}"
+                f"#{e.seq:<4} {printable_line(describe(e, 110))}"
                 for e in r.events
                 if e.type != ev.SPAN_MODEL_REQUEST_START
             ]
             yield Static(Text("\n".join(lines) or "(nothing between them)"))
             for path, text in self.diffs.items():
-                yield Static(path, classes="diff--heading")
-                yield Static(Syntax(text, "diff", theme="ansi_dark", word_wrap=True))
+                yield Static(Text(printable_line(path)), classes="diff--heading")
+                yield Static(Syntax(printable(text), "diff", theme="ansi_dark", word_wrap=True))
         yield Footer()

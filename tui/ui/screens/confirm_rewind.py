@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from tui.core.printable import printable_line
 from tui.core.snapshot import Change
 
 SHOWN = 200  # paths listed; the rest are counted
@@ -36,7 +37,12 @@ class ConfirmRewindScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(
-                Text.assemble(("Rewind ", "bold"), self.heading, " to ", (self.target, "bold"))
+                Text.assemble(
+                    ("Rewind ", "bold"),
+                    printable_line(self.heading),
+                    " to ",
+                    (printable_line(self.target), "bold"),
+                )
             )
             yield Label(self._summary())
             with VerticalScroll():
@@ -73,7 +79,7 @@ class ConfirmRewindScreen(ModalScreen[bool]):
         for change in self.changes[:SHOWN]:
             word, style = verb[change.kind]
             out.append(f"{word:<9}", style=style)
-            out.append(f" {change.path}\n")
+            out.append(f" {printable_line(change.path)}\n")  # a file name is anyone's text
         if len(self.changes) > SHOWN:
             out.append(f"… and {len(self.changes) - SHOWN} more\n", style="dim")
         return out

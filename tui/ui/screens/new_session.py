@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from tui.core.errors import CorralError, SpecError
 from tui.core.estimate import estimate_spec, format_estimate
+from tui.core.printable import printable, printable_line
 from tui.core.spec import SessionSpec, load_spec
 
 
@@ -55,14 +56,18 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
         with Vertical():
             yield Label(Text("New session — pick a spec", style="bold"))
             options = []
+            # Spec files may come from anywhere (an imported bundle): their names, titles
+            # and descriptions are shown as printable Text.
             for path, spec in self.choices:
+                name = printable_line(path.name)
                 if isinstance(spec, SpecError):
-                    prompt = Text.assemble((path.name, "bold"), "\n", (str(spec.problem), "italic"))
+                    problem = printable(str(spec.problem))
+                    prompt = Text.assemble((name, "bold"), "\n", (problem, "italic"))
                     options.append(Option(prompt, id=str(path), disabled=True))
                 else:
-                    prompt = Text.assemble(
-                        (spec.title, "bold"), "\n", (spec.description or path.name, "dim")
-                    )
+                    title = printable_line(spec.title)
+                    about = printable(spec.description) if spec.description else name
+                    prompt = Text.assemble((title, "bold"), "\n", (about, "dim"))
                     options.append(Option(prompt, id=str(path)))
             yield OptionList(*options, id="specs")
             yield Label(Text("", style="dim"), id="estimate")
@@ -88,9 +93,10 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
         try:
             estimate = await estimate_spec(self.app.store, spec)  # type: ignore[attr-defined]
         except (CorralError, OSError, ValueError) as exc:
-            self.query_one("#estimate", Label).update(Text(f"no estimate: {exc}", style="dim"))
+            problem = printable_line(f"no estimate: {exc}")
+            self.query_one("#estimate", Label).update(Text(problem, style="dim"))
             return
-        text = format_estimate(estimate).replace("\n", " · ")
+        text = printable_line(format_estimate(estimate).replace("\n", " · "))
         self.query_one("#estimate", Label).update(Text(text, style="dim"))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

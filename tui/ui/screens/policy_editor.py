@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 from tui.core import events as ev
 from tui.core.errors import CorralError
 from tui.core.policy import DECISIONS, Policy, Rule, RuleError, check_rule
+from tui.core.printable import is_printable, printable, printable_line
 from tui.core.profiles import save_profile
 from tui.core.simulator import simulate
 from tui.core.spec import POLICIES
@@ -98,9 +99,8 @@ class PolicyEditorScreen(Screen[None]):
         tools.clear_options()
         for name, tool in self.policy.tools.items():
             state = tool.default if tool.enabled else "disabled"
-            tools.add_option(
-                Option(Text.assemble((name, "bold"), f"  {state} · {len(tool.rules)}"), id=name)
-            )
+            label = Text.assemble((printable_line(name), "bold"), f"  {state} · {len(tool.rules)}")
+            tools.add_option(Option(label, id=name))
         tools.highlighted = keep if keep is not None else list(self.policy.tools).index(self.tool)
 
     def _show_rules(self, select: int | None = None) -> None:
@@ -110,7 +110,7 @@ class PolicyEditorScreen(Screen[None]):
         self.query_one(".editor--header", Static).update(
             Text.assemble(
                 ("Permissions", "bold"),
-                f" — {self.view.title} · {self.tool}: default {default}",
+                f" — {self.view.title} · {printable_line(self.tool)}: default {default}",
                 ("   unsaved changes (ctrl+s saves)" if dirty else "", "bold yellow"),
                 "\n",
                 (
@@ -152,7 +152,8 @@ class PolicyEditorScreen(Screen[None]):
                 self._form_rule()
             except RuleError as exc:
                 error = str(exc)
-        self.query_one("#rule-error", Label).update(error)
+        # The error quotes the pattern: Text, so it is never read as markup.
+        self.query_one("#rule-error", Label).update(Text(printable_line(error)))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "pattern":
@@ -160,7 +161,7 @@ class PolicyEditorScreen(Screen[None]):
         try:
             rule = self._form_rule()
         except RuleError as exc:
-            self.query_one("#rule-error", Label).update(str(exc))
+            self.query_one("#rule-error", Label).update(Text(printable_line(str(exc))))
             return
         rules = self.policy.tools[self.tool].rules
         if self.editing is not None and self.editing < len(rules):
@@ -185,6 +186,13 @@ class PolicyEditorScreen(Screen[None]):
         if index is None:
             return
         rule = self.policy.tools[self.tool].rules[index]
+        if not is_printable(rule.pattern):
+            # An Input shows its value raw; shown escaped, saving would change the rule.
+            self.notify(
+                "This pattern has control characters; delete it and write it again.",
+                severity="warning",
+            )
+            return
         self.editing = index
         self.query_one("#decision", Select).value = rule.decision
         field = self.query_one("#pattern", Input)
@@ -218,10 +226,15 @@ class PolicyEditorScreen(Screen[None]):
         try:
             change = await self.app.supervisor.set_policy(self.session_id, self.policy.copy())
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
         self.saved = self.policy.copy()
-        self.notify(f"{self.view.title}: {change}", title="Policy saved", timeout=8)
+        self.notify(
+            printable(f"{self.view.title}: {change}"),
+            title="Policy saved",
+            timeout=8,
+            markup=False,
+        )
         self._show_rules(self.query_one(RuleTable).selected)
 
     @work(group="policy-save")
@@ -234,6 +247,6 @@ class PolicyEditorScreen(Screen[None]):
         try:
             path = save_profile(self.policy, self.app.data_dir / "policies", name)
         except (CorralError, OSError) as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
-        self.notify(f"Saved {path}; corral policy apply SESSION {name}")
+        self.notify(printable(f"Saved {path}; corral policy apply SESSION {name}"), markup=False)

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 
 from tui.core import events as ev
 from tui.core.pricing import default_pricing, format_usd, hosted_cost
+from tui.core.printable import printable, printable_line
 from tui.core.views import SessionView
 from tui.ui.widgets.cost_ticker import CostTicker
 from tui.ui.widgets.transcript import Transcript
@@ -83,7 +84,8 @@ class SessionScreen(Screen[None]):
     def _spec_text(self) -> Text:
         spec = dict(self.view.record.spec)
         spec.pop("path", None)
-        return Text(json.dumps(spec, indent=2, ensure_ascii=False))
+        # JSON escapes C0 controls but passes C1, bidi overrides and lone surrogates.
+        return Text(printable(json.dumps(spec, indent=2, ensure_ascii=False)))
 
     def show(self, now: object) -> None:
         view = self.view
@@ -96,7 +98,7 @@ class SessionScreen(Screen[None]):
             "  ",
             (view.model, ""),
             "  ",
-            (f"{view.record.sandbox}: {view.record.isolation}", "dim"),
+            (printable_line(f"{view.record.sandbox}: {view.record.isolation}"), "dim"),
             "\n",
             (f"{state.usage.requests} requests · {state.usage.total_tokens:,} tokens · ", "dim"),
             (format_usd(state.list_cost(now=now)), "bold"),  # type: ignore[arg-type]
@@ -129,7 +131,7 @@ class SessionScreen(Screen[None]):
                 u = event.payload.get("model_usage", {})
                 table.add_row(
                     str(self._requests.get(start, "?")),
-                    model,
+                    Text(printable_line(model)),  # a str cell would be parsed as markup
                     f"{u.get('input_tokens', 0):,}",
                     f"{u.get('output_tokens', 0):,}",
                     f"{u.get('cache_read_input_tokens', 0):,}",

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Static
 from tui.core.checkpoint_diff import compare
 from tui.core.errors import CorralError
 from tui.core.pricing import format_usd
+from tui.core.printable import printable, printable_line
 from tui.core.timeline import Timeline, build_timeline
 from tui.core.views import SessionView
 from tui.ui.screens.checkpoint_diff import CheckpointDiffScreen
@@ -98,17 +99,23 @@ class TimelineScreen(Screen[None]):
             return
         row = self.timeline.row(cp_id)
         cp = row.checkpoint
+        label = printable_line(f"{cp.kind}{' · ' + cp.label if cp.label else ''}")
         self.query_one(".timeline--detail", Static).update(
             Text.assemble(
                 # `#N` is also how the CLI names it: corral rewind SESSION '#N'.
                 (f"checkpoint #{row.number}", "bold"),
-                f"  {cp.kind}{' · ' + cp.label if cp.label else ''}\n",
+                f"  {label}\n",
                 f"log position seq {cp.seq} on branch {row.branch}"
                 f"{'' if row.current else ' (abandoned)'} · turn {cp.turn}\n",
                 f"{cp.files} files, {humanize.naturalsize(cp.bytes)} · {cp.changed} paths changed"
                 f" since the previous · {humanize.naturalsize(cp.stored_bytes)} newly stored\n",
                 f"spent so far {format_usd(cp.model_cost, 4)}",
                 f" · {humanize.intcomma(cp.tokens)} tokens",
+                *(
+                    [(f"\nnot captured ({cp.skipped}): {printable_line(cp.notes[0])}", "bold")]
+                    if cp.skipped and cp.notes
+                    else []
+                ),
             )
         )
 
@@ -163,7 +170,7 @@ class TimelineScreen(Screen[None]):
         try:
             _, target, changes = await self.app.supervisor.rewind_preview(self.session_id, cp_id)
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
         number = self.timeline.row(cp_id).number if self.timeline else 0
         screen = ConfirmRewindScreen(self.view.title, f"#{number} ({target.kind})", changes)
@@ -175,12 +182,13 @@ class TimelineScreen(Screen[None]):
         try:
             _, changes = await self.app.supervisor.rewind(self.session_id, cp_id)
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
         number = self.timeline.row(cp_id).number if self.timeline else "?"
         self.notify(
             f"{self.view.title}: rewound to #{number}, {len(changes)} paths restored;"
-            " paused on a new branch (r on the dashboard resumes)"
+            " paused on a new branch (r on the dashboard resumes)",
+            markup=False,  # the title is anyone's text
         )
         self.reload()
 
@@ -192,16 +200,19 @@ class TimelineScreen(Screen[None]):
         try:
             new_id = await self.app.supervisor.fork(self.session_id, cp_id)
         except CorralError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(printable(str(exc)), severity="error", markup=False)
             return
-        self.notify(f"Forked {self.view.title} as {new_id[-8:]}; it waits for you to resume it.")
+        self.notify(
+            f"Forked {self.view.title} as {new_id[-8:]}; it waits for you to resume it.",
+            markup=False,
+        )
 
     @work(group="timeline-action")
     async def action_checkpoint(self) -> None:
         try:
             cp = await self.app.supervisor.checkpoint(self.session_id, "from the app")
         except (CorralError, OSError) as exc:
-            self.notify(f"No checkpoint: {exc}", severity="error")
+            self.notify(printable(f"No checkpoint: {exc}"), severity="error", markup=False)
             return
         self.notify(f"Checkpoint {cp.id[-8:]}: {cp.changed} paths changed since the last.")
         self.reload()

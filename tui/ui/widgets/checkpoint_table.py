@@ -6,7 +6,16 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui.core.pricing import format_usd
+from tui.core.printable import printable_line
 from tui.core.timeline import Timeline
+
+
+def note(label: str, skipped: int) -> str:
+    """The label (anyone's text, made printable) and what the checkpoint could not capture."""
+    text = printable_line(label)
+    if skipped:
+        text = f"{text} · {skipped} not captured" if text else f"{skipped} not captured"
+    return text
 
 
 class CheckpointTable(DataTable[Text | str]):
@@ -35,11 +44,11 @@ class CheckpointTable(DataTable[Text | str]):
                 Text(f"{cp.created_at:%H:%M:%S}", style=style),
                 Text(str(row.branch), style=style),
                 Text(str(cp.turn), style=style),
-                Text(cp.kind, style=style),
+                Text(printable_line(cp.kind), style=style),
                 Text(str(cp.changed), style=style, justify="right"),
                 Text(str(cp.files), style=style, justify="right"),
                 Text(format_usd(cp.model_cost, 4), style=style, justify="right"),
-                Text(cp.label, style=style),
+                Text(note(cp.label, cp.skipped), style=style),
                 key=cp.id,
             )
         if keep is not None and keep in {r.checkpoint.id for r in timeline.rows}:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from tui.core.printable import printable_line
 from tui.core.simulator import SimRow
 
 STYLE = {"allow": "green", "ask": "yellow", "deny": "bold red"}
@@ -24,11 +25,13 @@ class PolicyPreview(DataTable[Text | str]):
         self.clear()
         for row in rows:
             mark = "bold reverse" if row.changed else ""
+            # Tool names, commands, paths and patterns are the model's or a policy file's:
+            # Text cells, since a str cell is parsed as markup.
             self.add_row(
                 f"#{row.seq}",
-                row.tool,
+                Text(printable_line(row.tool)),
                 Text(row.recorded, style=STYLE.get(row.recorded, "")),
                 Text(row.simulated, style=f"{STYLE.get(row.simulated, '')} {mark}".strip()),
-                row.subject[:70],
-                row.rule or "",
+                Text(printable_line(row.subject[:70])),
+                Text(printable_line(row.rule or "")),
             )

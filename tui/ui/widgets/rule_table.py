@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tui.core.policy import Rule
+from tui.core.printable import printable_line
 
 STYLE = {"allow": "green", "ask": "yellow", "deny": "bold red"}
 
@@ -22,7 +23,9 @@ class RuleTable(DataTable[Text | str]):
     def show(self, rules: list[Rule], select: int | None = None) -> None:
         self.clear()
         for i, rule in enumerate(rules, 1):
-            self.add_row(str(i), Text(rule.decision, style=STYLE[rule.decision]), rule.pattern)
+            # A Text cell: a str cell is parsed as markup, and a pattern is anyone's text.
+            pattern = Text(printable_line(rule.pattern))
+            self.add_row(str(i), Text(rule.decision, style=STYLE[rule.decision]), pattern)
         if rules:
             self.move_cursor(row=min(select if select is not None else 0, len(rules) - 1))
 

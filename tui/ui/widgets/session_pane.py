@@ -8,11 +8,13 @@ import humanize
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
+from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.core.pricing import format_usd
+from tui.core.printable import printable_line
 from tui.core.views import SessionView, TailLine
 
 STATUS_KEYS = (
@@ -127,13 +129,14 @@ class SessionPane(Widget, can_focus=True):
         # show() runs for every pane on every bridge flush: only set what changed.
         if force or self._borders != (view.title, label):
             self._borders = (view.title, label)
-            self.border_title = view.title
-            self.border_subtitle = label
+            # Content, not str: a str border title is parsed as markup, and a session's
+            # title is anyone's text ("[@click=app.quit]" would become a live link).
+            self.border_title = Content(view.title)
+            self.border_subtitle = Content(label)
         state = view.state
         isolation = view.record.isolation.split(" (")[0]
-        meta = Text.assemble(
-            (view.model, "bold"), "  ", (f"{view.record.sandbox}: {isolation}", "dim")
-        )
+        sandbox = printable_line(f"{view.record.sandbox}: {isolation}")
+        meta = Text.assemble((view.model, "bold"), "  ", (sandbox, "dim"))
         usage = state.usage
         cost = state.list_cost(now=now)
         active = short_duration(state.active_at(now))
@@ -148,8 +151,9 @@ class SessionPane(Widget, can_focus=True):
         pending = view.pending()
         if pending:
             _, use = pending[0]
+            name = printable_line(str(use.get("name")))
             title = Text.assemble(
-                ("⚠ approve? ", "bold reverse"), f" {use.get('name')}  y allow · d deny · a more"
+                ("⚠ approve? ", "bold reverse"), f" {name}  y allow · d deny · a more"
             )
         else:
             title = Text(label, style="bold")
@@ -187,10 +191,7 @@ class SessionPane(Widget, can_focus=True):
             text.append(line.text, style=self._style(TAIL_STYLE.get(line.kind, "")))
         if self.view.streaming:
             text.append(
-                ("\n" if lines else "")
-                + "◆ "
-                + self.view.streaming.replace("\n", " ")[-200:]
-                + "▌",
+                ("\n" if lines else "") + "◆ " + self.view.streaming_line(200) + "▌",
                 style="italic",
             )
         return text
