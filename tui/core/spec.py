@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.errors import SpecError
+from tui.core.small_files import read_small_file
 
 TOOL_NAMES = ("bash", "read", "write", "edit", "glob", "grep")
 POLICIES = ("always_allow", "always_ask", "deny")
 BACKENDS = ("auto", "local", "docker")
 NETWORKING = ("none", "unrestricted", "limited")
 WORKSPACE_MODES = ("copy", "in_place")
+MAX_SCRIPT_BYTES = 4 << 20  # a scripted model's TOML; more is a mistake or a trap
+MAX_SPEC_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,36 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class Limits:
-    cpus: float = 1.0
-    memory_mb: int = 1024
-    pids: int = 256
+    """Resource caps; None means the spec did not set one.
+
+    The docker backend always applies caps (``DOCKER_DEFAULTS`` where unset); the local
+    backend applies exactly the ones a spec sets, and refuses a spec whose caps it
+    cannot enforce on this machine.
+    """
+
+    cpus: float | None = None
+    memory_mb: int | None = None
+    pids: int | None = None
+
+    def or_defaults(self, defaults: Limits) -> Limits:
+        return Limits(
+            cpus=self.cpus if self.cpus is not None else defaults.cpus,
+            memory_mb=self.memory_mb if self.memory_mb is not None else defaults.memory_mb,
+            pids=self.pids if self.pids is not None else defaults.pids,
+        )
+
+    @property
+    def any_set(self) -> bool:
+        return self.cpus is not None or self.memory_mb is not None or self.pids is not None
+
+
+DOCKER_DEFAULTS = Limits(cpus=1.0, memory_mb=1024, pids=256)
+# Sane ranges: a typo such as 1e9 cpus is refused rather than passed to the kernel.
+MAX_CPUS = 1024.0
+MEMORY_MB_RANGE = (16, 16 << 20)  # 16 MB .. 16 TB
+PIDS_RANGE = (8, 4_194_304)
+MAX_USD = Decimal("1000000")  # a cap or amount above a million dollars is a typo
+MAX_HOURS = Decimal("100000")
 
 
 @dataclass(frozen=True)
@@ -110,6 +140,8 @@ def ad_hoc_spec(
     prompt: str, *, model: str, workspace: Path | None, allow_all: bool, backend: str = "auto"
 ) -> SessionSpec:
     title = prompt.strip().splitlines()[0][:60] if prompt.strip() else "ad-hoc session"
+    # A prompt from argv may hold undecodable bytes; a title is stored and shown as text.
+    title = title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return SessionSpec(
         title=title,
         agent=AgentSpec(model=model, tools=default_tools(allow_all=allow_all)),
@@ -179,7 +211,7 @@ def load_spec(path: Path | str) -> SessionSpec:
     path = Path(path)
     source = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_small_file(path, MAX_SPEC_BYTES)
     except OSError as exc:
         raise SpecError(source, "", f"cannot read: {exc.strerror or exc}") from None
     try:
@@ -233,7 +265,9 @@ def parse_spec(
     if "max_list_cost" in budget:
         max_cost = parse_money(budget["max_list_cost"], source, "budget.max_list_cost")
     if "max_active_hours" in budget:
-        max_hours = parse_money(budget["max_active_hours"], source, "budget.max_active_hours")
+        max_hours = parse_money(
+            budget["max_active_hours"], source, "budget.max_active_hours", maximum=MAX_HOURS
+        )
 
     return SessionSpec(
         title=title.strip(),
@@ -248,16 +282,38 @@ def parse_spec(
     )
 
 
-def parse_money(value: Any, source: str, key: str) -> Decimal:
-    """USD as a string ("0.50") or an integer; floats are refused so no rounding sneaks in."""
+def limits_problem(limits: Limits) -> tuple[str, str] | None:
+    """(key, problem) for the first limit out of its sane range, else None."""
+    if limits.cpus is not None and not (0 < limits.cpus <= MAX_CPUS):  # also refuses nan
+        return "cpus", f"must be a number above 0 and at most {MAX_CPUS:g}"
+    low, high = MEMORY_MB_RANGE
+    if limits.memory_mb is not None and not low <= limits.memory_mb <= high:
+        return "memory_mb", f"must be between {low} and {high}"
+    low, high = PIDS_RANGE
+    if limits.pids is not None and not low <= limits.pids <= high:
+        return "pids", f"must be between {low} and {high}"
+    return None
+
+
+def parse_money(value: Any, source: str, key: str, *, maximum: Decimal = MAX_USD) -> Decimal:
+    """USD as a string ("0.50") or an integer; floats are refused so no rounding sneaks in.
+
+    The range is bounded (0 to ``maximum``, at most 6 decimal places): ``1e999999999`` is
+    a decimal too, and would make later arithmetic and formatting slow or fail.
+    """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise SpecError(source, key, 'must be a decimal string such as "0.50" (USD)')
+    text = str(value).strip()
+    if len(text) > 40:
+        raise SpecError(source, key, "is too long to be an amount")
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(text)
     except InvalidOperation:
-        raise SpecError(source, key, f"{value!r} is not a decimal amount") from None
-    if not amount.is_finite() or amount < 0:
-        raise SpecError(source, key, "must be a non-negative amount")
+        raise SpecError(source, key, f"{text!r} is not a decimal amount") from None
+    if not amount.is_finite() or amount < 0 or amount > maximum:
+        raise SpecError(source, key, f"must be an amount from 0 to {maximum}")
+    if amount != amount.quantize(Decimal("0.000001"), rounding="ROUND_DOWN"):
+        raise SpecError(source, key, "has more than 6 decimal places")
     return amount
 
 
@@ -273,6 +329,8 @@ def _parse_agent(r: _Reader, data: Any, base: Path) -> AgentSpec:
         script = script if script.is_absolute() else (base / script)
         if not script.is_file():
             raise r.fail("agent.model", f"script file not found: {script}")
+        if script.stat().st_size > MAX_SCRIPT_BYTES:
+            raise r.fail("agent.model", f"script file is over {MAX_SCRIPT_BYTES} bytes: {script}")
         model = f"scripted:{script.resolve()}"
 
     tools_data = r.table(agent.get("tools", {}), "agent.tools", {"default", *TOOL_NAMES})
@@ -324,12 +382,13 @@ def _parse_environment(r: _Reader, data: Any) -> EnvironmentSpec:
         env.get("limits", {}), "environment.limits", {"cpus", "memory_mb", "pids"}
     )
     limits = Limits(
-        cpus=r.get(limits_data, "environment.limits", "cpus", float, Limits.cpus),
-        memory_mb=r.get(limits_data, "environment.limits", "memory_mb", int, Limits.memory_mb),
-        pids=r.get(limits_data, "environment.limits", "pids", int, Limits.pids),
+        cpus=r.get(limits_data, "environment.limits", "cpus", float, None),
+        memory_mb=r.get(limits_data, "environment.limits", "memory_mb", int, None),
+        pids=r.get(limits_data, "environment.limits", "pids", int, None),
     )
-    if limits.cpus <= 0 or limits.memory_mb < 16 or limits.pids < 8:
-        raise r.fail("environment.limits", "cpus must be > 0, memory_mb ≥ 16 and pids ≥ 8")
+    problem = limits_problem(limits)
+    if problem:
+        raise r.fail(f"environment.limits.{problem[0]}", problem[1])
     packages = r.table(env.get("packages", {}), "environment.packages", {"pip", "apt"})
     networking = r.choice(env, key, "networking", NETWORKING, "none")
     hosts = r.strings(env, key, "allowed_hosts")
@@ -355,9 +414,22 @@ def _parse_workspace(r: _Reader, data: Any, base: Path) -> WorkspaceSpec:
         path = (path if path.is_absolute() else base / path).resolve()
         if not path.is_dir():
             raise r.fail("workspace.source", f"not a directory: {path}")
+        if any(path == Path(t) or Path(t) in path.parents for t in SYSTEM_TREES):
+            raise r.fail("workspace.source", f"{path}: /proc, /sys and /dev cannot be workspaces")
     return WorkspaceSpec(
         source=path, mode=r.choice(ws, "workspace", "mode", WORKSPACE_MODES, "copy")
     )
+
+
+SYSTEM_TREES = ("/proc", "/sys", "/dev")
+
+
+def refuse_system_tree(path: Path) -> None:
+    """A workspace source under /proc, /sys or /dev would copy kernel state or devices."""
+    real = path.resolve()
+    for tree in SYSTEM_TREES:
+        if real == Path(tree) or Path(tree) in real.parents:
+            raise SpecError(str(path), "workspace.source", f"{tree} cannot be a workspace")
 
 
 def spec_from_json(data: dict[str, Any]) -> SessionSpec:
@@ -386,7 +458,7 @@ def spec_from_json(data: dict[str, Any]) -> SessionSpec:
             image=env["image"],
             networking=env["networking"],
             allowed_hosts=tuple(env["allowed_hosts"]),
-            limits=Limits(**env["limits"]),
+            limits=Limits(**env.get("limits", {})),
             pip=tuple(env.get("pip", ())),
             apt=tuple(env.get("apt", ())),
         ),
@@ -398,3 +470,68 @@ def spec_from_json(data: dict[str, Any]) -> SessionSpec:
         ),
         path=Path(data["path"]) if data.get("path") else None,
     )
+
+
+def check_spec_json(data: Any, source: str) -> SessionSpec:
+    """``spec_from_json`` for a spec from outside (an import): every field's type, choice
+    and range is checked, so nothing that reads the spec later can fail on it."""
+    if not isinstance(data, dict):
+        raise SpecError(source, "spec", "must be an object")
+    try:
+        spec = spec_from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation) as exc:
+        raise SpecError(source, "spec", f"is malformed ({type(exc).__name__}: {exc})") from None
+    problem = _spec_problem(spec, data, source)
+    if problem:
+        raise SpecError(source, f"spec.{problem[0]}", problem[1])
+    return spec
+
+
+def _spec_problem(spec: SessionSpec, data: dict[str, Any], source: str) -> tuple[str, str] | None:
+    from tui.core.policy import Rule, RuleError, check_rule
+
+    def text(value: Any, limit: int = 1 << 20) -> bool:
+        return isinstance(value, str) and len(value) <= limit
+
+    if not text(spec.title, 1000) or not spec.title.strip():
+        return "title", "must be a non-empty string"
+    if not text(spec.description) or not all(text(m) for m in spec.messages):
+        return "messages", "must be strings"
+    agent = spec.agent
+    if not text(agent.model, 4096) or not text(agent.name, 1000) or not text(agent.system):
+        return "agent", "model, name and system must be strings"
+    for name, tool in agent.tools.items():
+        if name not in TOOL_NAMES or not isinstance(tool.enabled, bool):
+            return f"agent.tools.{name}", "is not a known tool with enabled true or false"
+        if tool.permission_policy not in POLICIES:
+            return f"agent.tools.{name}.permission_policy", f"is not one of {', '.join(POLICIES)}"
+        for decision, pattern in tool.rules:
+            try:
+                check_rule(name, Rule(decision, pattern))
+            except RuleError as exc:
+                return f"agent.tools.{name}.rules", str(exc)
+    env = spec.environment
+    if env.backend not in BACKENDS or env.networking not in NETWORKING:
+        return "environment", "backend or networking is not a known choice"
+    if not text(env.image, 1000) or not all(
+        text(h, 1000) for h in (*env.allowed_hosts, *env.pip, *env.apt)
+    ):
+        return "environment", "image, hosts and packages must be strings"
+    limits = env.limits
+    for key, kind in (("cpus", (int, float)), ("memory_mb", int), ("pids", int)):
+        value = getattr(limits, key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            return f"environment.limits.{key}", "must be a number"
+    problem = limits_problem(limits)
+    if problem:
+        return f"environment.limits.{problem[0]}", problem[1]
+    if spec.workspace.mode not in WORKSPACE_MODES:
+        return "workspace.mode", f"is not one of {', '.join(WORKSPACE_MODES)}"
+    for key, maximum in (("max_list_cost", MAX_USD), ("max_active_hours", MAX_HOURS)):
+        value = data.get(key)
+        if value is not None:
+            try:
+                parse_money(value, source, key, maximum=maximum)
+            except SpecError as exc:
+                return key, exc.problem
+    return None

@@ -34,7 +34,7 @@ from tui.core.errors import SandboxError, SandboxLost
 from tui.core.sandboxes.base import BashResult
 from tui.core.sandboxes.egress import EgressProxy
 from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox
-from tui.core.spec import EnvironmentSpec
+from tui.core.spec import DOCKER_DEFAULTS, EnvironmentSpec
 from tui.core.tools.output import CappedBuffer
 
 LABEL_SESSION = "corral.session"
@@ -106,7 +106,7 @@ class DockerSandbox(LocalSandbox):
         self.data_dir = data_dir
         self.container_id: str | None = None
         self._shell = "sh"
-        limits = environment.limits
+        limits = environment.limits.or_defaults(DOCKER_DEFAULTS)
         reach = {"none": "no network", "unrestricted": "network", "limited": "egress proxy to "}
         net = reach[environment.networking] + (
             ", ".join(environment.allowed_hosts) if self.limited else ""
@@ -172,6 +172,7 @@ class DockerSandbox(LocalSandbox):
                 with contextlib.suppress(Exception):
                     old.remove(force=True)
             env = self.environment
+            limits = env.limits.or_defaults(DOCKER_DEFAULTS)
             image = self.image()
             try:
                 container = client.containers.run(
@@ -186,9 +187,9 @@ class DockerSandbox(LocalSandbox):
                     security_opt=["no-new-privileges"],
                     read_only=True,
                     tmpfs={"/tmp": "rw,nosuid,size=256m"},
-                    pids_limit=env.limits.pids,
-                    mem_limit=f"{env.limits.memory_mb}m",
-                    nano_cpus=int(env.limits.cpus * 1e9),
+                    pids_limit=limits.pids,
+                    mem_limit=f"{limits.memory_mb}m",
+                    nano_cpus=int(limits.cpus * 1e9),  # type: ignore[operator]
                     **self._network_options(),
                     init=True,
                 )

@@ -1,10 +1,14 @@
 """The egress proxy for ``networking = "limited"``: HTTP and CONNECT to listed hosts only.
 
-A session's container sits on an internal Docker network, which has no route out; the
-only address it can reach is this proxy, which corral runs on the host and binds to that
-network's gateway address. ``HTTP_PROXY``/``HTTPS_PROXY`` in the container point at it.
-A request for a host not in ``allowed_hosts`` gets ``403``; host names are resolved
-here, on the host side. Entries match exactly, or ``*.example.com`` any subdomain.
+A docker session's container sits on an internal Docker network, which has no route
+out; the only address it can reach is this proxy, which corral runs on the host and
+binds to that network's gateway address. A local session's bubblewrapped shell has a
+network namespace of its own with only ``lo``; the proxy listens on a Unix socket that is
+bind-mounted into the sandbox, where a small forwarder (``FORWARDER``) relays
+``127.0.0.1:EGRESS_PORT`` to it. ``HTTP_PROXY``/``HTTPS_PROXY`` in the shell point at
+the proxy either way. A request for a host not in ``allowed_hosts`` gets ``403``; host
+names are resolved here, on the host side. Entries match exactly, or ``*.example.com``
+any subdomain.
 """
 
 from __future__ import annotations
@@ -12,9 +16,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
+import shlex
 
 MAX_HEADER = 64 * 1024
 CONNECT_TIMEOUT_S = 15
+# Inside a local sandbox: where the proxy's socket is mounted, and where the forwarder
+# listens (the sandbox's network namespace is its own, so any port is free).
+SANDBOX_SOCKET = "/tmp/.corral-egress.sock"
+EGRESS_PORT = 3128
+
+# Runs inside the sandbox as `python3 -c`, where corral itself is not importable (homes
+# are hidden): standard library only. It binds, then forks; the parent's exit says
+# "listening" to the shell that started it, and the child, an orphan the sandbox's init
+# adopts, is no descendant of the shell (a timed-out command's kill does not reach it).
+# One thread, so it costs the sandbox's pids limit one process.
+FORWARDER = """
+import asyncio, os, socket, sys
+path, port = sys.argv[1], int(sys.argv[2])
+listener = socket.create_server(("127.0.0.1", port))
+if os.fork():
+    os._exit(0)
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+    except (OSError, RuntimeError):
+        pass
+
+async def handle(reader, writer):
+    try:
+        up_reader, up_writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    writer.close()
+    up_writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, sock=listener)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+def forwarder_command(python: str = "python3") -> str:
+    """The shell command that starts the forwarder; it returns once it listens."""
+    args = [python, "-c", FORWARDER, SANDBOX_SOCKET, str(EGRESS_PORT)]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
@@ -50,6 +108,11 @@ class EgressProxy:
         ipaddress.ip_address(host)  # bind only to an address, never to "all interfaces"
         self._server = await asyncio.start_server(self._handle, host, 0)
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def start_unix(self, path: str) -> None:
+        """Listen on a Unix socket at ``path``; only its owner may connect."""
+        self._server = await asyncio.start_unix_server(self._handle, path)
+        os.chmod(path, 0o600)
 
     async def close(self) -> None:
         if self._server is not None:

@@ -28,4 +28,11 @@ def open_sandbox(
         return DockerSandbox(workspace, environment, session_id, data_dir or workspace.parent)
     from tui.core.sandboxes.local import LocalSandbox
 
-    return LocalSandbox(workspace, network=environment.networking != "none")
+    limited = environment.networking == "limited"
+    return LocalSandbox(
+        workspace,
+        network=environment.networking == "unrestricted",
+        egress=environment.allowed_hosts if limited else None,
+        limits=environment.limits,
+        label=session_id,
+    )
