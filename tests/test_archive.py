@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import tarfile
 from pathlib import Path
 
@@ -13,9 +12,11 @@ import pytest
 from tui.core import events as ev
 from tui.core.archive import ArchiveError, export_session, import_session
 from tui.core.datadir import db_path, workspaces_dir
+from tui.core.errors import CorralError
 from tui.core.store import Store
 from tui.core.supervisor import Supervisor, finished_after
 
+from .bundle_tools import read_parts, write_parts
 from .conftest import running_supervisor
 from .test_checkpoints import run_session, tree
 
@@ -46,7 +47,10 @@ async def test_export_import_resume_round_trip(
     try:
         async with running_supervisor(store, other) as sup:
             imported = await import_session(store, sup.checkpointer, target, workspaces_dir(other))
-            assert imported == sid
+            assert imported.session_id == sid
+            # It arrives waiting for the user: accepting is an explicit resume.
+            with pytest.raises(CorralError, match="not accepted"):
+                await sup.send_message(sid, "go on")
             record = await store.get_session(sid)
             assert tree(Path(record.workspace)) == final_tree
             events = await store.events(sid)
@@ -55,7 +59,7 @@ async def test_export_import_resume_round_trip(
             # It can be rewound and resumed there.
             await sup.rewind(sid, cps[1].id)
             seq = (await store.state(sid)).last_seq
-            await sup.resume(sid)
+            await sup.resume(sid, accept=True)
             state = await asyncio.wait_for(sup.wait_for(sid, finished_after(seq)), 30)
             assert state.stop_type == ev.END_TURN
             assert tree(Path(record.workspace)) == final_tree
@@ -93,25 +97,12 @@ def corrupt_blob(info: tarfile.TarInfo, data: bytes):  # type: ignore[no-untyped
     yield info, (data + b"tampered" if info.name.startswith("blobs/") else data)
 
 
-def escaping_link(info: tarfile.TarInfo, data: bytes):  # type: ignore[no-untyped-def]
-    # A manifest that restores a link to /etc: stored under its true hash, so only the
-    # manifest check can catch it.
-    if info.name == "checkpoints.jsonl":
-        import hashlib
-
-        doc = json.dumps(
-            {"v": 1, "base": None, "depth": 0, "set": {"evil": ["l", "/etc"]}},
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
-        digest = hashlib.sha256(doc).hexdigest()
-        rows = [json.loads(line) for line in data.decode().splitlines()]
-        rows[-1]["manifest"] = digest
-        blob = tarfile.TarInfo(f"blobs/{digest}")
-        yield blob, doc
-        yield info, "".join(json.dumps(r) + "\n" for r in rows).encode()
-    else:
-        yield info, data
+def escaping_link(source: Path, target: Path) -> Path:
+    # A manifest that restores a link to /etc, listed and stored under its true hash, so
+    # only the manifest check can catch it.
+    parts = read_parts(source)
+    parts.checkpoints[-1]["manifest"] = parts.add_manifest({"evil": ["l", "/etc"]})
+    return write_parts(parts, target)
 
 
 HOSTILE = {
@@ -126,7 +117,6 @@ HOSTILE = {
         "not a regular file",
     ),
     "wrong hash": (corrupt_blob, "does not match its hash"),
-    "link out of the workspace": (escaping_link, "leads out of the workspace"),
 }
 
 
@@ -140,6 +130,14 @@ async def test_hostile_exports_are_refused_and_write_nothing_outside(
     await refused(bad, tmp_path, message, sid)
     assert not (tmp_path / "escape.txt").exists()
     assert not Path("/tmp/corral-abs-escape").exists()
+
+
+async def test_a_manifest_link_out_of_the_workspace_is_refused(
+    exported: tuple[Path, str, dict[str, object]], tmp_path: Path
+) -> None:
+    target, sid, _ = exported
+    bad = escaping_link(target, tmp_path / "bad.corral")
+    await refused(bad, tmp_path, "leads out of the workspace", sid)
 
 
 async def test_truncated_and_oversized_exports_are_refused(

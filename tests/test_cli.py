@@ -134,13 +134,47 @@ def test_approve_from_another_process_reaches_the_running_session(tmp_path: Path
         sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
         sent = corral("approve", sid, tool_use_id, data_dir=data)
         assert sent.returncode == 0, sent.stderr
-        assert "sent confirm to the running corral" in sent.stdout
+        assert "done by the running corral" in sent.stdout
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
     shown = json.loads(corral("show", sid, "--json", data_dir=data).stdout)
     assert shown["stop_reason"] == "end_turn"
     assert (Path(shown["workspace"]) / "proof.txt").read_text() == "approved\n"
+
+
+def test_racing_approve_and_deny_one_wins_and_the_other_is_told_it_lost(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = start_corral(
+        "run", str(approval_spec(tmp_path)), "--headless", "--speed", "0", data_dir=data
+    )
+    try:
+        line = wait_for_line(proc, "waiting for approval: corral approve")
+        sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
+        base = [sys.executable, "-m", "tui", "--data-dir", str(data)]
+        racers = [
+            subprocess.Popen(
+                [*base, verb, sid, tool_use_id],
+                cwd=REPO,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for verb in ("approve", "deny")
+        ]
+        outcomes = [(r.wait(timeout=60), r.stdout.read(), r.stderr.read()) for r in racers]
+        assert proc.wait(timeout=60) in (0, 1)
+    finally:
+        proc.kill()
+    codes = sorted(code for code, _, _ in outcomes)
+    assert codes[0] == 0 and codes[1] != 0, outcomes
+    loser = next(o for o in outcomes if o[0] != 0)
+    assert "not waiting for approval" in loser[2] and "Traceback" not in loser[2]
+    assert len(loser[2].strip().splitlines()) == 1
+    # The log holds exactly one answer, the winner's.
+    events = json.loads(corral("show", sid, "--events", "--json", data_dir=data).stdout)["events"]
+    answers = [e for e in events if e["type"] == "user.tool_confirmation"]
+    assert len(answers) == 1
 
 
 def test_deny_with_no_corral_running_resumes_the_session_itself(tmp_path: Path) -> None:

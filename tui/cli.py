@@ -7,16 +7,18 @@ import asyncio
 import json
 import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import humanize
 
 from tui import cli_money, cli_policy, cli_timeline
 from tui.core import events as ev
+from tui.core.archive import IMPORTED, import_pending, review
 from tui.core.budget import budget_of
 from tui.core.bus import Subscription
 from tui.core.datadir import db_path, resolve_data_dir
@@ -25,7 +27,10 @@ from tui.core.errors import CorralError, UsageError
 from tui.core.estimate import estimate_spec, forecast
 from tui.core.history import cache_saving
 from tui.core.ids import utc_now
+from tui.core.permissions import policy_of
 from tui.core.pricing import default_pricing, format_usd, hosted_cost
+from tui.core.printable import printable_line
+from tui.core.profiles import profile_toml
 from tui.core.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, load_spec, spec_from_json
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
@@ -100,6 +105,7 @@ def session_json(record: SessionRecord, now: datetime) -> dict[str, Any]:
 
 
 def print_table(rows: list[list[str]], header: list[str]) -> None:
+    rows = [[printable_line(str(c)) for c in row] for row in rows]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -139,6 +145,20 @@ SUMMARY_HEADER = [
     "hosted",
     "active",
 ]
+
+
+def print_import_review(record: SessionRecord, events: list[ev.Event]) -> None:
+    """What an imported, not yet accepted session would be allowed to do."""
+    info = record.metadata.get(IMPORTED, {})
+    spec = spec_from_json(record.spec)
+    print(f"  imported   from {printable_line(str(info.get('from', '?')))}; NOT ACCEPTED yet")
+    for line in review(spec, policy_of(spec, events)):
+        print(f"    - {printable_line(line)}")
+    print("  policy     (the spec's, with every edit in its log applied)")
+    for line in profile_toml(policy_of(spec, events)).splitlines():
+        if line.strip() and not line.startswith("#"):
+            print(f"    {printable_line(line)}")
+    print(f"  accept it and let it run: corral resume {record.id}")
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -196,7 +216,7 @@ async def follow(
 
     titles = {}
     for sid in session_ids:
-        titles[sid] = (await supervisor.store.get_session(sid)).title
+        titles[sid] = printable_line((await supervisor.store.get_session(sid)).title)
     waiting_hint: set[str] = set()
     approvals: list[asyncio.Task[None]] = []
 
@@ -309,6 +329,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
             for spec in specs:
                 ids.append(await supervisor.create_session(spec))
                 print(f"session {ids[-1]} started", flush=True)
+                for note in supervisor.copy_notes.get(ids[-1], []):
+                    print(f"  workspace copy skipped {printable_line(note)}", flush=True)
             states = await follow(supervisor, sub, ids, auto_approve_after=None)
         records = [await supervisor.store.get_session(sid) for sid in ids]
         print()
@@ -342,14 +364,17 @@ async def cmd_show(args: argparse.Namespace) -> int:
             data = session_json(record, now)
             if args.events:
                 data["events"] = [e.to_dict() for e in events]
-            print(json.dumps(data, indent=2, ensure_ascii=False))
+            # ASCII JSON: control characters and odd bytes stay escaped on a terminal.
+            print(json.dumps(data, indent=2))
             return 0
         info = session_json(record, now)
-        print(f"{record.id}  {record.title}")
+        print(f"{record.id}  {printable_line(record.title)}")
         print(f"  status     {info['status']} {info['stop_reason'] or ''}".rstrip())
-        print(f"  model      {record.model}")
-        print(f"  sandbox    {record.sandbox}: {record.isolation}")
-        print(f"  workspace  {record.workspace}")
+        print(f"  model      {printable_line(record.model)}")
+        print(f"  sandbox    {printable_line(record.sandbox)}: {printable_line(record.isolation)}")
+        print(f"  workspace  {printable_line(record.workspace)}")
+        if import_pending(record):
+            print_import_review(record, events)
         usage = info["usage"]
         print(
             f"  usage      in {usage['input_tokens']} out {usage['output_tokens']} cache r/w"
@@ -406,20 +431,39 @@ async def cmd_resume_all(args: argparse.Namespace) -> int:
     return await with_supervisor(args, body)
 
 
+INBOX_ANSWER_S = 15.0
+
+
+async def send_to_live(store: Store, session_id: str, kind: str, payload: dict[str, Any]) -> bool:
+    """Hand a command to the corral that runs sessions here, if one is live, and wait for
+    its answer: True once it took effect; False when no corral is live; its error (an
+    approval that lost a race, say) raised as a CorralError. Never just "sent"."""
+    if await store.live_lease_pid() is None:
+        return False
+    command_id = await store.inbox_put(session_id, kind, payload)
+    deadline = time.monotonic() + INBOX_ANSWER_S
+    # Another process answers through the store: polling it is the only way to hear.
+    while (outcome := await store.inbox_outcome(command_id)) is None:
+        if time.monotonic() > deadline:
+            raise CorralError(
+                f"the running corral has not answered {kind} within {INBOX_ANSWER_S:g}s;"
+                " it may still apply it"
+            )
+        await asyncio.sleep(0.05)
+    if outcome != "ok":
+        raise CorralError(outcome.removeprefix("error: "))
+    return True
+
+
 async def cmd_command(args: argparse.Namespace, kind: str, payload: dict[str, Any]) -> int:
     """Send a command to the live corral if one runs here; else run the session ourselves."""
     data_dir = resolve_data_dir(args.data_dir)
 
     async def via_inbox(store: Store) -> int | None:
         record = await store.get_session(args.session)
-        if await store.live_lease_pid() is None:
+        if not await send_to_live(store, record.id, kind, payload):
             return None
-        if kind == "confirm":
-            state = await store.state(record.id)
-            if payload["tool_use_id"] not in state.pending_approvals:
-                raise UsageError(f"tool use {payload['tool_use_id']} is not waiting for approval")
-        await store.inbox_put(record.id, kind, payload)
-        print(f"sent {kind} to the running corral for {record.id}")
+        print(f"{kind}: done by the running corral for {record.id}")
         return 0
 
     sent = await with_store(data_dir, via_inbox)  # type: ignore[arg-type]
@@ -444,8 +488,33 @@ async def cmd_command(args: argparse.Namespace, kind: str, payload: dict[str, An
 # -- parser -----------------------------------------------------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and the exit code 2), like every other
+    error of ours; ``--help`` still prints the full usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {printable_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` from ``low`` to ``high`` (nan, inf, 0 workers
+    and the like are refused at the door)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (low <= value <= high):  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text!r} must be from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="corral",
         description="Run long-lived AI agent sessions on your own machine.",
     )
@@ -458,10 +527,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--headless", action="store_true", help="no terminal app: print events as lines"
         )
-        p.add_argument("--max-concurrent", type=int, default=8, help="sessions working at once")
+        p.add_argument(
+            "--max-concurrent",
+            type=bounded(int, 1, 1024),
+            default=8,
+            help="sessions working at once",
+        )
         p.add_argument(
             "--speed",
-            type=float,
+            type=bounded(float, 0, 100),
             default=1.0,
             help="scale scripted models' latency (0 = no waiting)",
         )
@@ -470,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     runner_options(demo)
     demo.add_argument(
         "--approve-after",
-        type=float,
+        type=bounded(float, 0, 3600),
         default=DEMO_APPROVAL_PAUSE_S,
         help="seconds the demo waits before approving a tool use",
     )
@@ -551,7 +625,10 @@ def dispatch(args: argparse.Namespace) -> Awaitable[int]:
             return cmd_command(args, "message", {"text": args.text})
         case "resume" if args.session is None:
             return cmd_resume_all(args)
-        case "pause" | "resume" | "interrupt" | "cancel":
+        case "resume":
+            # Resuming by name is the user's decision: it also accepts an imported session.
+            return cmd_command(args, "resume", {"accept": True})
+        case "pause" | "interrupt" | "cancel":
             return cmd_command(args, args.command, {})
         case name if name in cli_timeline.COMMANDS:
             return cli_timeline.dispatch(args)
@@ -573,15 +650,23 @@ def main(argv: list[str] | None = None) -> int:
             return run_app(args, build_run_specs(args))
         return asyncio.run(dispatch(args))
     except CorralError as exc:
-        print(f"corral: {exc}", file=sys.stderr)
+        print(f"corral: {printable_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except sqlite3.Error as exc:
-        print(f"corral: the store could not be read or written: {exc}", file=sys.stderr)
+        print(
+            f"corral: the store could not be read or written: {printable_line(str(exc))}",
+            file=sys.stderr,
+        )
         return 1
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error of ours.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # The disk, permissions, a path that is a file: the system's words, one line.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"corral: {printable_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("corral: stopped; running sessions were left idle and resumable", file=sys.stderr)
         return 130

@@ -67,16 +67,16 @@ async def cmd_budget(args: argparse.Namespace) -> int:
             if args.max_hours is None
             else _money(args.max_hours, "max_hours"),
         )
-        live = await store.live_lease_pid() is not None
-        if live:
-            await store.inbox_put(record.id, "budget", _payload(new))
+        from tui.cli import send_to_live
+
+        live = await send_to_live(store, record.id, "budget", _payload(new))
         return record.id, new, live
 
     sid, new, sent = await with_store(data_dir, via_inbox)  # type: ignore[arg-type]
     print(
         f"{sid}: max_list_cost {format_usd(new.max_list_cost) if new.max_list_cost else 'none'},"
         f" max_active_hours {new.max_active_hours or 'none'}"
-        + ("  (sent to the running corral)" if sent else "")
+        + ("  (applied by the running corral)" if sent else "")
     )
     if sent:
         return 0

@@ -75,10 +75,11 @@ async def cmd_apply(args: argparse.Namespace) -> int:
         record = await store.get_session(args.session)
         base = policy_of(spec_from_json(record.spec), await store.events(record.id))
         policy = load_profile(path, base)
-        if await store.live_lease_pid() is None:
+        from tui.cli import send_to_live
+
+        if not await send_to_live(store, record.id, "policy", {"policy": policy.to_data()}):
             return None
-        await store.inbox_put(record.id, "policy", {"policy": policy.to_data()})
-        print(f"sent {path.stem} to the running corral for {record.id}")
+        print(f"{record.id}: {path.stem} applied by the running corral")
         return 0
 
     sent = await _store(args, via_inbox)

@@ -21,6 +21,7 @@ from tui.core.describe import describe
 from tui.core.errors import UsageError
 from tui.core.gc import apply_gc, plan_gc
 from tui.core.pricing import format_usd
+from tui.core.printable import printable, printable_line
 from tui.core.sandboxes.docker import orphan_containers, remove_containers
 from tui.core.snapshot import Change
 from tui.core.store import Store
@@ -98,30 +99,32 @@ async def _with_supervisor(args: argparse.Namespace, body) -> int:  # type: igno
 
 
 def checkpoint_line(index: int, cp: CheckpointRecord, branch: int, current: bool) -> str:
-    label = f"  {cp.label}" if cp.label else ""
+    label = f"  {printable_line(cp.label)}" if cp.label else ""
+    skipped = f"  ({cp.skipped} not captured)" if cp.skipped else ""
     mark = "*" if current else " "
     return (
         f"{mark}#{index:<3} {cp.id}  {cp.created_at:%H:%M:%S}  branch {branch}  seq {cp.seq:<4}"
         f" turn {cp.turn:<3} {cp.kind:<6} {cp.changed:>4} changed  {cp.files:>5} files"
-        f"  {format_usd(cp.model_cost, 4):>9}{label}"
+        f"  {format_usd(cp.model_cost, 4):>9}{label}{skipped}"
     )
 
 
 def change_lines(changes: list[Change]) -> list[str]:
     sign = {"added": "+", "removed": "-", "changed": "~"}
     return [
-        f"  {sign[c.kind]} {c.path}{'/' if (c.after or c.before)[0] == 'd' else ''}"
+        f"  {sign[c.kind]} {printable_line(c.path)}{'/' if (c.after or c.before)[0] == 'd' else ''}"
         for c in changes
     ]
 
 
 async def cmd_checkpoint(args: argparse.Namespace) -> int:
     async def via_inbox(store: Store) -> int | None:
+        from tui.cli import send_to_live
+
         record = await store.get_session(args.session)
-        if await _live(store) is None:
+        if not await send_to_live(store, record.id, "checkpoint", {"label": args.label}):
             return None
-        await store.inbox_put(record.id, "checkpoint", {"label": args.label})
-        print(f"asked the running corral to checkpoint {record.id}")
+        print(f"the running corral checkpointed {record.id}")
         return 0
 
     sent = await _with_store(args, via_inbox)
@@ -151,9 +154,11 @@ async def cmd_checkpoints(args: argparse.Namespace) -> int:
             ]
             print(json.dumps(out, indent=2))
             return 0
-        print(f"{record.id}  {record.title}")
+        print(f"{record.id}  {printable_line(record.title)}")
         for r in timeline.rows:
             print(checkpoint_line(r.number, r.checkpoint, r.branch, r.current))
+            for note in r.checkpoint.notes:
+                print(f"        not captured: {printable_line(note)}")
         for b in timeline.branches[1:]:
             state = "abandoned" if b.abandoned else "current"
             print(
@@ -174,10 +179,13 @@ async def cmd_rewind(args: argparse.Namespace) -> int:
     async def via_inbox(store: Store) -> int | None:
         record = await store.get_session(args.session)
         cp = await store.get_checkpoint(record.id, args.checkpoint)
-        if args.dry_run or await _live(store) is None:
+        if args.dry_run:
             return None
-        await store.inbox_put(record.id, "rewind", {"checkpoint": cp.id})
-        print(f"asked the running corral to rewind {record.id} to {cp.id}")
+        from tui.cli import send_to_live
+
+        if not await send_to_live(store, record.id, "rewind", {"checkpoint": cp.id}):
+            return None
+        print(f"the running corral rewound {record.id} to {cp.id}; it waits, paused")
         return 0
 
     sent = await _with_store(args, via_inbox)
@@ -237,7 +245,7 @@ async def cmd_diff(args: argparse.Namespace) -> int:
         print()
         for change in result.changes:
             if (change.after or change.before)[0] != "d":
-                sys.stdout.write(result.unified(checkpointer, change.path))
+                sys.stdout.write(printable(result.unified(checkpointer, change.path)))
         return 0
 
     return await _with_store(args, body)
@@ -251,6 +259,10 @@ async def cmd_gc(args: argparse.Namespace) -> int:
         if pid is not None:
             raise UsageError(f"a corral (pid {pid}) is running on {data_dir}; stop it before gc")
         checkpointer = Checkpointer(blobs_dir(data_dir))
+        with checkpointer.blobs.lease(exclusive=True):
+            return await _gc(store, checkpointer)
+
+    async def _gc(store: Store, checkpointer: Checkpointer) -> int:
         plan = await plan_gc(store, checkpointer)
         size = humanize.naturalsize(plan.free_bytes)
         print(f"{plan.referenced} blobs in use; {len(plan.unreferenced)} unreferenced ({size})")
@@ -285,6 +297,8 @@ async def cmd_export(args: argparse.Namespace) -> int:
             f"exported to {summary.path}: {summary.events} events, {summary.checkpoints}"
             f" checkpoints, {summary.blobs} blobs, {humanize.naturalsize(summary.bytes)}"
         )
+        for name, places in sorted(summary.redacted.items()):
+            print(f"redacted the value of ${name} ({places} places)")
         return 0
 
     return await _with_store(args, body)
@@ -294,10 +308,20 @@ async def cmd_import(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data_dir)
 
     async def body(store: Store) -> int:
-        sid = await import_session(
-            store, Checkpointer(blobs_dir(data_dir)), Path(args.file), workspaces_dir(data_dir)
+        source = Path(args.file)
+        if not source.is_file():  # a FIFO or a device would block or never end
+            raise UsageError(f"{source}: not a regular file")
+        summary = await import_session(
+            store, Checkpointer(blobs_dir(data_dir)), source, workspaces_dir(data_dir)
         )
-        print(f"imported {sid}: corral show {sid}  (resume, rewind or fork it from here)")
+        sid = summary.session_id
+        print(
+            f"imported {sid}: {summary.events} events, {summary.checkpoints} checkpoints."
+            " It is paused and will not run until you accept it. It would be allowed:"
+        )
+        for line in summary.warnings:
+            print(f"  - {printable_line(line)}")
+        print(f"review it: corral show {sid}   accept and run it: corral resume {sid}")
         return 0
 
     return await _with_store(args, body)

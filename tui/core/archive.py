@@ -1,52 +1,55 @@
 """Export a session to one file, and import it into another data dir.
 
-The file is a tar archive with exactly these members:
+The format and every check on it live in ``bundle.py``. An import is staged: the bundle
+is read and checked in full (blobs verified into a staging store inside the data dir)
+before anything of the session is written; its workspace is restored into a temporary
+directory; only then are the blobs adopted, the workspace renamed into place and the
+log stored. A failure at any step removes what the import added: no ``workspaces/<id>``,
+no new blobs, no rows. The import holds the blob store's lease shared, so ``gc`` cannot
+run while it writes.
 
-    corral-export.json      format, the session record, counts, the blob list
-    events.jsonl            every event of every branch, in seq order
-    checkpoints.jsonl       every checkpoint
-    blobs/<sha256>          the manifests and file contents the checkpoints need
-
-An import trusts nothing in it: any other member name (``..``, absolute paths), any
-member that is not a regular file (links, devices), a blob whose content does not
-match its name, a manifest path or link that leads out of the workspace, a gap in
-the log, a truncated or oversized archive — each is refused with one line, and only
-blobs that checked out (harmless, content-addressed, collectable by ``corral gc``)
-may have been written, all inside the data dir.
+An imported session never runs by itself: it arrives idle (paused) whatever its log
+says, marked imported and not accepted; nothing starts it until the user resumes it
+(``corral resume SESSION``, after ``corral show`` has listed what its spec and policy
+allow). What it would need that deserves a second look is said at import.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import io
 import json
 import os
 import re
+import secrets
+import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from tui.core import events as ev
-from tui.core.checkpoints import KINDS, Checkpointer, CheckpointRecord, latest_on_branch
-from tui.core.errors import CorralError
-from tui.core.ids import parse_time
-from tui.core.manifests import link_escapes
+from tui.core.blobs import BlobStore
+from tui.core.bundle import DEFAULT_MAX_BYTES, FORMAT, VERSION, ArchiveError, Bundle, read_bundle
+from tui.core.checkpoints import Checkpointer, latest_on_branch
+from tui.core.errors import CorralError, NotFoundError
+from tui.core.ids import parse_time, utc_now
+from tui.core.manifests import ManifestStore
+from tui.core.permissions import policy_of
+from tui.core.policy import Policy
+from tui.core.restore import restore
+from tui.core.snapshot import StatCache
+from tui.core.spec import SessionSpec
+from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
 
-FORMAT = "corral-export"
-VERSION = 1
-MAX_METADATA = 256 << 20
-DEFAULT_MAX_BYTES = 8 << 30
-_BLOB_NAME = re.compile(r"blobs/([0-9a-f]{64})")
+__all__ = ["ArchiveError", "ExportSummary", "ImportSummary", "export_session", "import_session"]
+
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
-
-
-class ArchiveError(CorralError):
-    """An export file that cannot be imported; nothing of its session was stored."""
+IMPORTED = "imported"  # the metadata key that marks an imported session
 
 
 @dataclass(frozen=True)
@@ -56,18 +59,59 @@ class ExportSummary:
     checkpoints: int
     blobs: int
     bytes: int
+    redacted: dict[str, int] = field(default_factory=dict)  # env var name -> places
 
 
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    """Values of environment variables that look like credentials, longest first."""
+@dataclass(frozen=True)
+class ImportSummary:
+    session_id: str
+    events: int
+    checkpoints: int
+    warnings: list[str]
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def secret_values(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Values of environment variables that look like credentials -> the variable's name,
+    longest value first (so a key that contains a shorter one is redacted whole)."""
     env = os.environ if environ is None else environ
-    found = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 8}
-    return sorted(found, key=len, reverse=True)
+    found = {v: k for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    return dict(sorted(found.items(), key=lambda item: len(item[0]), reverse=True))
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    for value in secrets:
-        text = text.replace(value, "[redacted]")
+class Redactor:
+    """Replaces secret values inside strings of a JSON-shaped value, before it is encoded
+    (so quotes, backslashes or non-ASCII in a secret cannot hide it behind JSON escapes),
+    and counts what it replaced, by the variable's name."""
+
+    def __init__(self, secrets_by_value: dict[str, str]) -> None:
+        self.secrets = secrets_by_value
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret, name in self.secrets.items():
+                if secret in value:
+                    self.counts[name] += value.count(secret)
+                    value = value.replace(secret, f"[redacted {name}]")
+            return value
+        if isinstance(value, dict):
+            return {self(k): self(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self(v) for v in value]
+        return value
+
+
+def _dumps(value: Any) -> str:
+    """JSON text that is valid UTF-8: lone surrogates (undecodable file-name bytes) are
+    kept as JSON escapes, which round-trip, instead of failing the encode."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
     return text
 
 
@@ -84,39 +128,41 @@ async def export_session(
         for entry in checkpointer.load(cp.manifest).values():
             if entry[0] == "f":
                 blobs[entry[2]] = entry[3]
-    secrets = secret_values()
+    redact = Redactor(secret_values())
     head = {
         "format": FORMAT,
         "version": VERSION,
-        "session": {
-            "id": record.id,
-            "title": record.title,
-            "created_at": record.created_at.isoformat(),
-            "spec": record.spec,
-            "model": record.model,
-            "sandbox": record.sandbox,
-            "isolation": record.isolation,
-            "metadata": record.metadata,
-        },
+        "session": redact(
+            {
+                "id": record.id,
+                "title": record.title,
+                "created_at": record.created_at.isoformat(),
+                "spec": record.spec,
+                "model": record.model,
+                "sandbox": record.sandbox,
+                "isolation": record.isolation,
+                "metadata": record.metadata,
+            }
+        ),
         "events": len(events),
         "checkpoints": len(checkpoints),
         "blobs": blobs,
     }
     event_lines = "".join(
-        json.dumps(
+        _dumps(
             {
                 "seq": e.seq,
                 "id": e.id,
                 "type": e.type,
                 "processed_at": e.processed_at.isoformat(),
-                "payload": e.payload,
-            },
-            ensure_ascii=False,
+                "payload": redact(e.payload),
+            }
         )
         + "\n"
         for e in events
     )
-    checkpoint_lines = "".join(json.dumps(c.to_json()) + "\n" for c in checkpoints)
+    checkpoint_lines = "".join(_dumps(redact(c.to_json())) + "\n" for c in checkpoints)
+    head_text = json.dumps(head, indent=1)
 
     def write() -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,8 +170,8 @@ async def export_session(
         os.close(fd)
         try:
             with tarfile.open(tmp, "w") as tar:
-                _add(tar, "corral-export.json", redact(json.dumps(head, indent=1), secrets))
-                _add(tar, "events.jsonl", redact(event_lines, secrets))
+                _add(tar, "corral-export.json", head_text)
+                _add(tar, "events.jsonl", event_lines)
                 _add(tar, "checkpoints.jsonl", checkpoint_lines)
                 for digest in sorted(blobs):
                     tar.add(checkpointer.blobs.path(digest), f"blobs/{digest}", recursive=False)
@@ -136,7 +182,9 @@ async def export_session(
         return target.stat().st_size
 
     size = await asyncio.to_thread(write)
-    return ExportSummary(target, len(events), len(checkpoints), len(blobs), size)
+    return ExportSummary(
+        target, len(events), len(checkpoints), len(blobs), size, dict(redact.counts)
+    )
 
 
 def _add(tar: tarfile.TarFile, name: str, text: str) -> None:
@@ -147,15 +195,7 @@ def _add(tar: tarfile.TarFile, name: str, text: str) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-# -- import -------------------------------------------------------------------------
-
-
-@dataclass
-class _Loaded:
-    head: dict[str, Any]
-    events: list[ev.Event]
-    checkpoints: list[CheckpointRecord]
-    blobs: set[str]
+# -- import -------------------------------------------------------------------------------
 
 
 async def import_session(
@@ -165,225 +205,165 @@ async def import_session(
     workspaces: Path,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> str:
-    """Import ``source``; returns the session id. Its workspace is its last checkpoint's."""
-    loaded = await asyncio.to_thread(_read_archive, source, checkpointer, max_bytes)
-    session = loaded.head["session"]
-    sid = session["id"]
+) -> ImportSummary:
+    """Import ``source``; its workspace is its last checkpoint's. Nothing is left behind
+    when it fails."""
+    token = secrets.token_hex(6)
+    staging_root = checkpointer.blobs.root / "imports" / token
+    tmp_workspace = workspaces / f".import-{token}"
+    with checkpointer.blobs.lease(exclusive=False):
+        try:
+            staging = BlobStore(staging_root)
+            bundle = await asyncio.to_thread(read_bundle, source, staging, max_bytes)
+            return await _store_bundle(
+                store, checkpointer, bundle, source, staging, workspaces, tmp_workspace
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, tmp_workspace, True)
+            await asyncio.to_thread(shutil.rmtree, staging_root, True)
+            with contextlib.suppress(OSError):
+                staging_root.parent.rmdir()  # only when no other import is staging
+
+
+async def _store_bundle(
+    store: Store,
+    checkpointer: Checkpointer,
+    bundle: Bundle,
+    source: Path,
+    staging: BlobStore,
+    workspaces: Path,
+    tmp_workspace: Path,
+) -> ImportSummary:
+    sid = bundle.session_id
+    where = str(source)
     try:
-        await store.get_session(sid)
-    except CorralError:
-        pass
-    else:
-        raise ArchiveError(f"{source}: session {sid} is already in this data dir")
+        existing = await store.get_session(sid)
+    except NotFoundError:
+        existing = None
+    if existing is not None and existing.id == sid:
+        raise ArchiveError(f"{where}: session {sid} is already in this data dir")
+    if await store.event_ids_taken([e.id for e in bundle.events]):
+        raise ArchiveError(f"{where}: its event ids are already in this data dir; refused")
     workspace = workspaces / sid
     if workspace.exists():
-        raise ArchiveError(f"{source}: {workspace} already exists; nothing imported")
-    latest = latest_on_branch(loaded.checkpoints, loaded.events)
-    if latest is not None:
-        await checkpointer.restore(workspace, latest.manifest)
-    else:
-        workspace.mkdir(parents=True)
-    record = SessionRecord(
-        id=sid,
-        title=session["title"],
-        created_at=parse_time(session["created_at"]),
-        spec=session["spec"],
-        model=session["model"],
-        workspace=str(workspace),
-        sandbox=session.get("sandbox", ""),
-        isolation=session.get("isolation", ""),
-        metadata={**session.get("metadata", {}), "imported_from": source.name},
-    )
-    await store.import_session(record, loaded.events, loaded.checkpoints)
-    return sid
+        raise ArchiveError(f"{where}: {workspace} already exists; nothing imported")
+    latest = latest_on_branch(bundle.checkpoints, bundle.events)
+    workspaces.mkdir(parents=True, exist_ok=True)
 
+    def materialise() -> None:
+        if latest is None:
+            tmp_workspace.mkdir()
+        else:
+            manifest = ManifestStore(staging).load(latest.manifest)
+            restore(tmp_workspace, manifest, staging, StatCache())
 
-def _read_archive(source: Path, checkpointer: Checkpointer, max_bytes: int) -> _Loaded:
-    where = str(source)
-    texts: dict[str, str] = {}
-    blobs: set[str] = set()
-    total = 0
     try:
-        with tarfile.open(source, "r:") as tar:
-            while (member := tar.next()) is not None:
-                name = member.name
-                if not member.isreg():
-                    raise ArchiveError(f"{where}: {name!r} is not a regular file; refused")
-                total += member.size
-                if total > max_bytes:
-                    raise ArchiveError(f"{where}: larger than the {max_bytes} byte limit; refused")
-                stream = tar.extractfile(member)
-                assert stream is not None  # a regular member always has one
-                match = _BLOB_NAME.fullmatch(name)
-                if match:
-                    _take_blob(checkpointer, match.group(1), stream, member.size, where)
-                    blobs.add(match.group(1))
-                elif name in ("corral-export.json", "events.jsonl", "checkpoints.jsonl"):
-                    if name in texts:
-                        raise ArchiveError(f"{where}: {name} appears twice; refused")
-                    if member.size > MAX_METADATA:
-                        raise ArchiveError(f"{where}: {name} is too large; refused")
-                    texts[name] = _utf8(stream.read(), name, where)
-                else:
-                    raise ArchiveError(f"{where}: unexpected member {name!r}; refused")
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.filename == str(source):
-            raise ArchiveError(f"{where}: cannot read: {exc.strerror}") from None
-        raise ArchiveError(f"{where}: not a complete corral export ({exc})") from None
-    for name in ("corral-export.json", "events.jsonl", "checkpoints.jsonl"):
-        if name not in texts:
-            raise ArchiveError(f"{where}: {name} is missing; not a complete corral export")
-    head = _json(texts["corral-export.json"], "corral-export.json", where)
-    _check_head(head, blobs, where)
-    sid = head["session"]["id"]
-    events = [_event(line, sid, where) for line in _lines(texts["events.jsonl"])]
-    if [e.seq for e in events] != list(range(1, len(events) + 1)):
-        raise ArchiveError(f"{where}: events.jsonl: seq must run 1, 2, 3… without gaps")
-    if len({e.id for e in events}) != len(events) or len(events) != head["events"]:
-        raise ArchiveError(f"{where}: events.jsonl: duplicate ids or a wrong count")
-    checkpoints = [
-        _checkpoint(line, sid, len(events), where) for line in _lines(texts["checkpoints.jsonl"])
-    ]
-    for cp in checkpoints:
-        _check_manifest(checkpointer, cp, blobs, where)
-    return _Loaded(head, events, checkpoints, blobs)
-
-
-def _take_blob(
-    checkpointer: Checkpointer, digest: str, stream: IO[bytes], size: int, where: str
-) -> None:
-    h = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=checkpointer.blobs.tmp, prefix="import-")
+        await asyncio.to_thread(materialise)
+    except (OSError, CorralError) as exc:
+        raise ArchiveError(f"{where}: its workspace could not be restored: {exc}") from None
+    adopted = await asyncio.to_thread(_adopt_blobs, staging, checkpointer.blobs, bundle.blobs)
     try:
-        with os.fdopen(fd, "wb") as out:
-            remaining = size
-            while remaining > 0:
-                chunk = stream.read(min(remaining, 1 << 20))
-                if not chunk:
-                    raise ArchiveError(f"{where}: blobs/{digest} is truncated")
-                h.update(chunk)
-                out.write(chunk)
-                remaining -= len(chunk)
-        if h.hexdigest() != digest:
-            raise ArchiveError(f"{where}: blobs/{digest[:12]}… does not match its hash; refused")
-        target = checkpointer.blobs.path(digest)
+        os.rename(tmp_workspace, workspace)
+        events = _arrival(bundle)
+        warnings = review(bundle.spec, policy_of(bundle.spec, events))
+        session = bundle.head["session"]
+        record = SessionRecord(
+            id=sid,
+            title=session["title"],
+            created_at=parse_time(session["created_at"]),
+            spec=session["spec"],
+            model=session["model"],
+            workspace=str(workspace),
+            sandbox=session.get("sandbox", ""),
+            isolation=session.get("isolation", ""),
+            metadata={
+                **session.get("metadata", {}),
+                IMPORTED: {
+                    "from": source.name,
+                    "at": utc_now().isoformat(),
+                    "accepted": False,
+                    "warnings": warnings,
+                },
+            },
+        )
+        await store.import_session(record, events, bundle.checkpoints)
+    except BaseException:
+        shutil.rmtree(workspace, ignore_errors=True)
+        for digest in adopted:
+            checkpointer.blobs.remove(digest)
+            with contextlib.suppress(OSError):
+                checkpointer.blobs.path(digest).parent.rmdir()  # if this made it
+        raise
+    return ImportSummary(sid, len(bundle.events), len(bundle.checkpoints), warnings)
+
+
+def _adopt_blobs(staging: BlobStore, blobs: BlobStore, digests: set[str]) -> list[str]:
+    """Move the verified blobs the store lacks into it; returns the ones it added."""
+    added = []
+    for digest in sorted(digests):
+        if blobs.has(digest):
+            continue
+        target = blobs.path(digest)
         target.parent.mkdir(exist_ok=True)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        os.replace(staging.path(digest), target)
+        added.append(digest)
+    return added
 
 
-def _utf8(data: bytes, name: str, where: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ArchiveError(f"{where}: {name} is not UTF-8") from None
+def _arrival(bundle: Bundle) -> list[ev.Event]:
+    """The bundle's log, plus an idle (paused) event if it did not end settled: an
+    import never arrives running, whatever its author's log says."""
+    sid = bundle.session_id
+    state = SessionState(sid, bundle.events[0].processed_at if bundle.events else utc_now())
+    for event in bundle.events:
+        state.apply(event)
+    settled = state.status == "terminated" or (
+        state.status == "idle" and state.stop_reason is not None
+    )
+    if settled:
+        return bundle.events
+    paused = ev.status_idle(
+        sid, ev.PAUSED, detail="imported: review it with `corral show`, accept with `corral resume`"
+    ).with_seq(len(bundle.events) + 1)
+    return [*bundle.events, paused]
 
 
-def _json(text: str, name: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ArchiveError(f"{where}: {name}: invalid JSON ({exc})") from None
+def review(spec: SessionSpec, policy: Policy) -> list[str]:
+    """What an imported session's spec and policy would let it do that deserves a look
+    before accepting it."""
+    out = []
+    env = spec.environment
+    if env.networking == "unrestricted":
+        out.append("networking: unrestricted (its commands can reach any host)")
+    elif env.networking == "limited":
+        out.append(f"networking: limited to {', '.join(env.allowed_hosts) or 'no hosts'}")
+    if env.backend in ("docker", "auto"):
+        out.append(f"backend: {env.backend} (image {env.image})")
+    else:
+        out.append("backend: local (bubblewrap where installed, else a plain subprocess)")
+    bash = policy.tools.get("bash")
+    if bash is not None and bash.enabled:
+        allows = [r.pattern for r in bash.rules if r.decision == "allow"]
+        if bash.default == "always_allow":
+            out.append("bash: always_allow (its commands run without asking)")
+        elif allows:
+            out.append(f"bash: runs without asking: {', '.join(allows)}")
+    writers = [
+        name
+        for name in ("write", "edit")
+        if (t := policy.tools.get(name)) is not None and t.enabled and t.default == "always_allow"
+    ]
+    if writers:
+        out.append(f"{' and '.join(writers)}: always_allow (changes files without asking)")
+    if spec.agent.model.startswith("claude"):
+        cap = f"cap {spec.max_list_cost} USD" if spec.max_list_cost is not None else "no cost cap"
+        out.append(f"model: {spec.agent.model} (spends money on your API key; {cap})")
+    elif spec.agent.model.startswith("scripted:"):
+        out.append(f"model: plays the script {spec.agent.model.removeprefix('scripted:')}")
+    return out
 
 
-def _lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def _check_head(head: Any, blobs: set[str], where: str) -> None:
-    if not isinstance(head, dict) or head.get("format") != FORMAT:
-        raise ArchiveError(f"{where}: not a corral export")
-    if head.get("version") != VERSION:
-        raise ArchiveError(f"{where}: export version {head.get('version')!r} is not {VERSION}")
-    session = head.get("session")
-    fields = ("id", "title", "created_at", "model")
-    if not isinstance(session, dict) or any(not isinstance(session.get(f), str) for f in fields):
-        raise ArchiveError(f"{where}: corral-export.json: the session record is incomplete")
-    if not re.fullmatch(r"sesn_[0-9a-f]{30}", session["id"]):
-        raise ArchiveError(f"{where}: corral-export.json: bad session id {session['id']!r}")
-    if not isinstance(session.get("spec"), dict) or not isinstance(
-        session.get("metadata", {}), dict
-    ):
-        raise ArchiveError(f"{where}: corral-export.json: spec and metadata must be tables")
-    try:
-        parse_time(session["created_at"])
-    except ValueError:
-        raise ArchiveError(f"{where}: corral-export.json: bad created_at") from None
-    missing = set(head.get("blobs", {})) - blobs
-    if missing:
-        raise ArchiveError(f"{where}: {len(missing)} blobs listed but missing; truncated?")
-    if not isinstance(head.get("events"), int) or not isinstance(head.get("checkpoints"), int):
-        raise ArchiveError(f"{where}: corral-export.json: counts missing")
-
-
-def _event(line: str, sid: str, where: str) -> ev.Event:
-    data = _json(line, "events.jsonl", where)
-    try:
-        if data["type"] not in ev.EVENT_TYPES or not isinstance(data["payload"], dict):
-            raise ValueError(data.get("type"))
-        if not re.fullmatch(r"sevt_[0-9a-f]{30}", data["id"]):
-            raise ValueError("id")
-        return ev.Event(
-            session_id=sid,
-            type=data["type"],
-            payload=data["payload"],
-            id=data["id"],
-            processed_at=parse_time(data["processed_at"]),
-            seq=int(data["seq"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArchiveError(f"{where}: events.jsonl: a malformed event ({exc})") from None
-
-
-def _checkpoint(line: str, sid: str, last_seq: int, where: str) -> CheckpointRecord:
-    data = _json(line, "checkpoints.jsonl", where)
-    try:
-        cp = CheckpointRecord(
-            id=str(data["id"]),
-            session_id=sid,
-            kind=str(data["kind"]),
-            manifest=str(data["manifest"]),
-            files=int(data["files"]),
-            bytes=int(data["bytes"]),
-            changed=int(data["changed"]),
-            stored_bytes=int(data["stored_bytes"]),
-            turn=int(data["turn"]),
-            created_at=parse_time(data["created_at"]),
-            label=str(data.get("label", "")),
-            seq=int(data["seq"]),
-            model_cost=Decimal(str(data["model_cost"])),
-            tokens=int(data["tokens"]),
-        )
-    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-        raise ArchiveError(f"{where}: checkpoints.jsonl: a malformed checkpoint ({exc})") from None
-    if (
-        cp.kind not in KINDS
-        or not 0 <= cp.seq <= last_seq
-        or not re.fullmatch(r"chkp_[0-9a-f]{30}", cp.id)
-    ):
-        raise ArchiveError(f"{where}: checkpoints.jsonl: checkpoint {cp.id!r} is out of range")
-    return cp
-
-
-def _check_manifest(
-    checkpointer: Checkpointer, cp: CheckpointRecord, blobs: set[str], where: str
-) -> None:
-    if cp.manifest not in blobs:
-        raise ArchiveError(f"{where}: checkpoint {cp.id} names a manifest the file lacks")
-    try:
-        chain = checkpointer.manifests.chain(cp.manifest)
-        manifest = checkpointer.load(cp.manifest)
-    except CorralError as exc:
-        raise ArchiveError(f"{where}: checkpoint {cp.id}: {exc}") from None
-    if not set(chain) <= blobs:
-        raise ArchiveError(f"{where}: checkpoint {cp.id}: its manifest chain is incomplete")
-    for path, entry in manifest.items():
-        if entry[0] == "f" and entry[2] not in blobs:
-            raise ArchiveError(f"{where}: checkpoint {cp.id}: {path!r} has no content in the file")
-        if entry[0] == "l" and link_escapes(path, entry[1]):
-            raise ArchiveError(
-                f"{where}: checkpoint {cp.id}: link {path!r} -> {entry[1]!r} leads out of the"
-                " workspace; refused"
-            )
+def import_pending(record: SessionRecord) -> bool:
+    """An imported session that the user has not accepted yet."""
+    info = record.metadata.get(IMPORTED)
+    return isinstance(info, dict) and info.get("accepted") is False

@@ -10,6 +10,7 @@ nothing, a power cut may lose the newest.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -58,31 +59,6 @@ class BlobStore:
         self._place(target, lambda f: f.write(data))
         return digest, len(data)
 
-    def put_file(self, source: Path | str, size: int) -> tuple[str, int]:
-        """Store a file's content (read once); its hash and the bytes this added."""
-        if size <= SMALL:
-            with open(source, "rb") as f:
-                return self.put_bytes(f.read())
-        # Large: stream into a temp file while hashing, then keep or drop it.
-        h = hashlib.sha256()
-        fd, tmp_name = _mkstemp(self.tmp)
-        try:
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-            digest = h.hexdigest()
-            target = self.path(digest)
-            if target.exists():
-                os.unlink(tmp_name)
-                return digest, 0
-            target.parent.mkdir(exist_ok=True)
-            os.replace(tmp_name, target)
-            return digest, size
-        except BaseException:
-            _unlink_quietly(tmp_name)
-            raise
-
     def get(self, digest: str) -> bytes:
         try:
             return self.path(digest).read_bytes()
@@ -102,15 +78,35 @@ class BlobStore:
     def size(self, digest: str) -> int:
         return self.path(digest).stat().st_size
 
-    def all(self) -> Iterator[tuple[str, int]]:
-        """Every stored blob with its size."""
+    def all(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob with its size and modification time."""
         for sub in sorted(self.root.iterdir()):
             if len(sub.name) != 2 or not sub.is_dir():
                 continue
             for blob in sub.iterdir():
                 digest = sub.name + blob.name
                 if HASH_RE.fullmatch(digest):
-                    yield digest, blob.stat().st_size
+                    st = blob.stat()
+                    yield digest, st.st_size, st.st_mtime
+
+    @contextlib.contextmanager
+    def lease(self, *, exclusive: bool) -> Iterator[None]:
+        """Writers that add blobs outside a supervisor (an import) hold this shared; gc
+        holds it exclusive, so it never collects blobs whose records are not stored yet.
+        Never waits: a conflict is a StoreError saying who holds it."""
+        fd = os.open(self.root / ".lease", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    "gc is running on this data dir; try again when it ends"
+                    if not exclusive
+                    else "an import is writing to this data dir; run gc when it ends"
+                ) from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def remove(self, digest: str) -> None:
         _unlink_quietly(self.path(digest))
@@ -129,6 +125,74 @@ class BlobStore:
         except BaseException:
             _unlink_quietly(tmp_name)
             raise
+
+
+class Hasher:
+    """Reads an open file once: its hash, its size and, with a store, its content stored.
+
+    Small files are read into memory; larger ones stream into a temporary file of the
+    store while they are hashed, and are kept only if the store lacks that content.
+    Reading stops past ``limit`` bytes (``OverflowError``): a file that keeps growing, or
+    a device passed off as a file, cannot make a reader read forever.
+    """
+
+    def __init__(self, blobs: BlobStore | None, *, limit: int) -> None:
+        self.blobs = blobs
+        self.limit = limit
+
+    def consume(self, fd: int) -> tuple[str, int, int]:
+        """(digest, size, bytes newly stored) of what ``fd`` holds from its position on."""
+        head = _read_upto(fd, SMALL + 1)
+        if len(head) <= SMALL:
+            self._check(len(head))
+            if self.blobs is None:
+                return hash_bytes(head), len(head), 0
+            digest, written = self.blobs.put_bytes(head)
+            return digest, len(head), written
+        h = hashlib.sha256(head)
+        size = len(head)
+        if self.blobs is None:
+            while chunk := os.read(fd, CHUNK):
+                size += len(chunk)
+                self._check(size)
+                h.update(chunk)
+            return h.hexdigest(), size, 0
+        blobs = self.blobs
+        tmp_fd, tmp_name = _mkstemp(blobs.tmp)
+        try:
+            with os.fdopen(tmp_fd, "wb") as out:
+                out.write(head)
+                while chunk := os.read(fd, CHUNK):
+                    size += len(chunk)
+                    self._check(size)
+                    h.update(chunk)
+                    out.write(chunk)
+            digest = h.hexdigest()
+            target = blobs.path(digest)
+            if target.exists():
+                os.unlink(tmp_name)
+                return digest, size, 0
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp_name, target)
+            return digest, size, size
+        except BaseException:
+            _unlink_quietly(tmp_name)
+            raise
+
+    def _check(self, size: int) -> None:
+        if size > self.limit:
+            raise OverflowError(f"over {self.limit} bytes")
+
+
+def _read_upto(fd: int, count: int) -> bytes:
+    parts = []
+    while count > 0:
+        chunk = os.read(fd, min(count, CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        count -= len(chunk)
+    return b"".join(parts)
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:

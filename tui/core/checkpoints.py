@@ -20,7 +20,8 @@ from tui.core.blobs import BlobStore
 from tui.core.history import path_seqs
 from tui.core.ids import checkpoint_id, utc_now
 from tui.core.manifests import Manifest, ManifestStore
-from tui.core.snapshot import Change, StatCache, diff, restore, scan
+from tui.core.restore import restore
+from tui.core.snapshot import Change, ScanLimits, StatCache, diff, scan
 
 if TYPE_CHECKING:
     from tui.core.store import Store
@@ -50,6 +51,8 @@ class CheckpointRecord:
     seq: int = 0  # filled in by the store: the last event this checkpoint includes
     model_cost: Decimal = Decimal(0)  # filled in by the store, as of ``seq``
     tokens: int = 0
+    skipped: int = 0  # paths there that this checkpoint could not capture
+    notes: tuple[str, ...] = ()  # "path: why" for (the first of) them
 
     def with_position(self, seq: int, model_cost: Decimal, tokens: int) -> CheckpointRecord:
         return replace(self, seq=seq, model_cost=model_cost, tokens=tokens)
@@ -70,15 +73,33 @@ class CheckpointRecord:
             "turn": self.turn,
             "model_cost": str(self.model_cost),
             "tokens": self.tokens,
+            "skipped": self.skipped,
+            "notes": list(self.notes),
         }
+
+
+def scan_limits(settings: dict[str, object]) -> ScanLimits:
+    """The caps on what a checkpoint reads, from settings.json (whole bytes, > 0)."""
+    defaults = ScanLimits()
+
+    def positive(key: str, default: int) -> int:
+        value = settings.get(key)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        return value if ok else default  # type: ignore[return-value]
+
+    return ScanLimits(
+        max_file_bytes=positive("checkpoint_max_file_bytes", defaults.max_file_bytes),
+        max_checkpoint_bytes=positive("checkpoint_max_bytes", defaults.max_checkpoint_bytes),
+    )
 
 
 class Checkpointer:
     """Takes and restores workspace snapshots for every session of one data dir."""
 
-    def __init__(self, blobs_dir: Path) -> None:
+    def __init__(self, blobs_dir: Path, limits: ScanLimits | None = None) -> None:
         self.blobs = BlobStore(blobs_dir)
         self.manifests = ManifestStore(self.blobs)
+        self.limits = limits or ScanLimits()
         self._caches: dict[str, StatCache] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -105,7 +126,7 @@ class Checkpointer:
         self, session_id: str, workspace: Path, base: str | None, kind: str, turn: int, label: str
     ) -> CheckpointRecord:
         cache = self._caches.setdefault(str(workspace), StatCache())
-        manifest, stats = scan(workspace, cache, self.blobs)
+        manifest, stats = scan(workspace, cache, self.blobs, self.limits)
         previous = self.manifests.load(base) if base else {}
         stored = self.manifests.save(manifest, base)
         return CheckpointRecord(
@@ -119,6 +140,8 @@ class Checkpointer:
             changed=len(diff(previous, manifest)),
             stored_bytes=stats.stored_bytes + stored.bytes_written,
             turn=turn,
+            skipped=stats.skipped,
+            notes=tuple(stats.notes),
         )
 
     async def restore(self, workspace: Path, manifest: str) -> list[Change]:
@@ -141,6 +164,19 @@ class Checkpointer:
 
     def load(self, manifest: str) -> Manifest:
         return self.manifests.load(manifest)
+
+    async def copy_tree(self, source: Path, target: Path) -> list[str]:
+        """Copy ``source`` into the new directory ``target`` through the blob store (the
+        same safe walk and restore as a checkpoint: links kept as links, never followed;
+        FIFOs, sockets and devices skipped, never read). Returns notes on what was skipped.
+        """
+
+        def copy() -> list[str]:
+            manifest, stats = scan(source, StatCache(), self.blobs, self.limits)
+            restore(target, manifest, self.blobs, StatCache())
+            return stats.notes
+
+        return await asyncio.to_thread(copy)
 
 
 async def latest_manifest(store: Store, session_id: str, events: list[ev.Event]) -> str | None:

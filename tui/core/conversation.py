@@ -71,6 +71,23 @@ class Conversation:
                 )
 
 
+def started_tool_uses(conversation: Conversation) -> list[str]:
+    """Open tool uses that may have started running: allowed by policy, or confirmed.
+
+    What a stop that cuts the session off (an interrupt, a crash, an internal error)
+    answers with an error result: they are never re-run silently. Uses still waiting
+    for an answer stay open; they are the user's to decide.
+    """
+    out = []
+    for tool_use_id, use in conversation.open_tool_uses.items():
+        confirmation = conversation.confirmations.get(tool_use_id)
+        if use.payload.get("evaluated_permission") == "allow" or (
+            confirmation is not None and confirmation.payload.get("result") == "allow"
+        ):
+            out.append(tool_use_id)
+    return out
+
+
 def build_conversation(events: list[ev.Event]) -> Conversation:
     """The conversation of the current branch (a rewind leaves the abandoned one out)."""
     conversation = Conversation()

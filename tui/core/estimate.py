@@ -17,7 +17,9 @@ from decimal import Decimal
 
 from tui.core import events as ev
 from tui.core.budget import Budget
+from tui.core.errors import SpecError
 from tui.core.pricing import default_pricing, format_usd
+from tui.core.small_files import read_small_file
 from tui.core.spec import SessionSpec
 from tui.core.state import SessionState
 from tui.core.store import Store
@@ -82,8 +84,10 @@ def _from_history(history: list[tuple[Decimal, Decimal, int]]) -> Estimate:
 
 def _from_script(spec: SessionSpec) -> Estimate:
     path = spec.agent.model.removeprefix("scripted:")
-    with open(path, "rb") as f:
-        data = tomllib.load(f)
+    try:
+        data = tomllib.loads(read_small_file(path).decode("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(path, "", f"cannot read the script: {exc}") from None
     pricing = default_pricing()
     model = data.get("price_as", "claude-sonnet-4-5")
     total = Decimal(0)

@@ -62,14 +62,17 @@ EVENT_TYPES: Final = frozenset(
     }
 )
 
-# Stop reasons of session.status_idle. The first four are the SDK's; the last two
-# are corral's own (a user pause, and an interrupt or a process that died).
+# Stop reasons of session.status_idle. The first four are the SDK's; the others are
+# corral's own (a user pause, an interrupt or a process that died, an internal error).
 END_TURN: Final = "end_turn"
 REQUIRES_ACTION: Final = "requires_action"
 RETRIES_EXHAUSTED: Final = "retries_exhausted"
 BUDGET_REACHED: Final = "budget_reached"
 PAUSED: Final = "paused"
 INTERRUPTED: Final = "interrupted"
+# corral's own: something inside corral failed (a tool, the permission check, a
+# checkpoint); the session.error before it says what. The session can be resumed.
+ERROR: Final = "error"
 
 # Starts the result of a tool call that was cut off (an interrupt, a crash): it did not
 # finish and was not re-run. A model may call the tool again; the scripted one does.
@@ -102,7 +105,16 @@ class Event:
         }
 
     def payload_json(self) -> str:
-        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+        if text.isascii():
+            return text
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates (file names that are not UTF-8): kept as JSON escapes,
+            # which SQLite can hold and which load back to the same string.
+            return json.dumps(self.payload, separators=(",", ":"))
+        return text
 
     @classmethod
     def from_row(

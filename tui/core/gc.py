@@ -2,12 +2,15 @@
 
 A plan is computed first and shown; nothing is removed without one. Run it while no
 supervisor is live on the data dir: a checkpoint being taken writes its blobs before
-its record commits, and would look unreferenced.
+its record commits, and would look unreferenced. Two more guards: gc holds the blob
+store's lease exclusively (an import holds it shared while it writes), and it never
+removes a blob written after the plan started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from tui.core.checkpoints import Checkpointer
@@ -25,16 +28,21 @@ class GcPlan:
 
 
 async def plan_gc(store: Store, checkpointer: Checkpointer) -> GcPlan:
+    started = time.time()
     manifests = await store.manifests_in_use()
-    return await asyncio.to_thread(_plan, checkpointer, manifests)
+    return await asyncio.to_thread(_plan, checkpointer, manifests, started)
 
 
-def _plan(checkpointer: Checkpointer, manifests: set[str]) -> GcPlan:
+def _plan(checkpointer: Checkpointer, manifests: set[str], started: float) -> GcPlan:
     keep: set[str] = set()
     for digest in manifests:
         keep.update(checkpointer.manifests.chain(digest))
         keep.update(e[2] for e in checkpointer.load(digest).values() if e[0] == "f")
-    unreferenced = [(d, size) for d, size in checkpointer.blobs.all() if d not in keep]
+    unreferenced = [
+        (d, size)
+        for d, size, mtime in checkpointer.blobs.all()
+        if d not in keep and mtime < started  # newer: a writer's, not yet recorded
+    ]
     return GcPlan(len(keep), unreferenced)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 
+import regex
+
 
 def glob_regex(
     pattern: str, *, dir_itself: bool = False, fold_case: bool = False
-) -> re.Pattern[str]:
+) -> regex.Pattern[str]:
     """``**`` spans directories, ``*`` and ``?`` stay within one, ``[…]`` is a class
     (``[!…]`` negated; an unclosed ``[`` is literal). With ``dir_itself``, a trailing
     ``/**`` also matches the directory (``src/**`` matches ``src``)."""
@@ -40,4 +42,6 @@ def glob_regex(
         else:
             out.append(re.escape(c))
         i += 1
-    return re.compile("".join(out), re.IGNORECASE if fold_case else 0)
+    # The `regex` engine: the same syntax as `re`, plus a time limit per match that the
+    # glob tool uses (a pattern from a model must not stall a session).
+    return regex.compile("".join(out), regex.IGNORECASE if fold_case else 0)

@@ -5,6 +5,8 @@ An entry is a small tuple:
     ("f", mode, sha256, size)    a regular file
     ("l", target)                a symbolic link, kept as a link
     ("d", mode)                  a directory (so empty ones come back too)
+    ("s", why)                   something there that was not captured (a FIFO, a file
+                                 over the size cap): a restore leaves it alone
 
 A manifest is stored in the blob store as JSON. Most are deltas against the
 previous checkpoint's (only what changed), with a full one every ``FULL_EVERY``
@@ -74,11 +76,21 @@ class ManifestStore:
 
     def chain(self, digest: str) -> list[str]:
         """The manifest blobs ``digest`` needs, itself first (what gc and export keep)."""
-        out = []
+        return [d for d, _ in self._chain_docs(digest)]
+
+    def _chain_docs(self, digest: str) -> list[tuple[str, dict[str, Any]]]:
+        """``digest`` and its bases, newest first, parsed; bounded, never recursive (a
+        hostile bundle could hand us a chain of any length)."""
+        out: list[tuple[str, dict[str, Any]]] = []
         current: str | None = digest
         while current is not None:
-            out.append(current)
-            current = _parse(self.blobs.get(current), current)["base"]
+            if len(out) >= MAX_CHAIN:
+                raise StoreError(
+                    f"manifest {digest[:12]}: its chain of deltas is longer than {MAX_CHAIN}"
+                )
+            doc = _parse(self.blobs.get(current), current)
+            out.append((current, doc))
+            current = doc["base"]
         return out
 
     def _load(self, digest: str) -> tuple[Manifest, int]:
@@ -86,18 +98,20 @@ class ManifestStore:
         if hit is not None:
             self._cache.move_to_end(digest)
             return hit
-        doc = _parse(self.blobs.get(digest), digest)
-        if doc["base"] is None:
-            manifest: Manifest = {}
-        else:
-            manifest = dict(self._load(doc["base"])[0])
+        docs = self._chain_docs(digest)
+        manifest: Manifest = {}
+        # Oldest (the full manifest) first, each delta applied on top.
+        for _, doc in reversed(docs):
+            if doc["base"] is None:
+                manifest = {}
             for path in doc.get("del", []):
                 manifest.pop(path, None)
-        for path, entry in doc["set"].items():
-            manifest[path] = tuple(entry)
+            for path, entry in doc["set"].items():
+                manifest[path] = tuple(entry) if isinstance(entry, list) else entry
         validate(manifest, digest)
-        self._remember(digest, manifest, int(doc.get("depth", 0)))
-        return manifest, int(doc.get("depth", 0))
+        depth = len(docs) - 1
+        self._remember(digest, manifest, depth)
+        return manifest, depth
 
     def _remember(self, digest: str, manifest: Manifest, depth: int) -> None:
         self._cache[digest] = (manifest, depth)
@@ -107,6 +121,11 @@ class ManifestStore:
 
 
 MAX_MANIFEST = 256 << 20  # inflated; more is a hostile file, not a workspace
+MAX_CHAIN = 2 * FULL_EVERY  # corral writes at most FULL_EVERY; more is not ours
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+MAX_LINK_BYTES = 4096
+MAX_FILE_SIZE = 1 << 62
 
 
 def _inflate(data: bytes, digest: str) -> bytes:
@@ -120,55 +139,96 @@ def _inflate(data: bytes, digest: str) -> bytes:
 def _parse(data: bytes, digest: str) -> dict[str, Any]:
     try:
         doc = json.loads(_inflate(data, digest) if data[:1] == b"\x78" else data)
-    except (ValueError, UnicodeDecodeError, zlib.error):
+    except (ValueError, UnicodeDecodeError, zlib.error, RecursionError):
         raise StoreError(f"manifest {digest[:12]} is not valid JSON") from None
     if not isinstance(doc, dict) or doc.get("v") != FORMAT or not isinstance(doc.get("set"), dict):
         raise StoreError(f"manifest {digest[:12]} has an unknown format")
     base = doc.get("base")
     if base is not None and (not isinstance(base, str) or not HASH_RE.fullmatch(base)):
         raise StoreError(f"manifest {digest[:12]} names a bad base")
-    if not isinstance(doc.get("del", []), list):
-        raise StoreError(f"manifest {digest[:12]}: `del` must be a list")
+    removed = doc.get("del", [])
+    if not isinstance(removed, list) or not all(isinstance(p, str) for p in removed):
+        raise StoreError(f"manifest {digest[:12]}: `del` must be a list of paths")
     return doc
 
 
 def validate(manifest: Manifest, where: str) -> None:
-    """Refuse anything that could write outside a workspace when restored."""
+    """Refuse anything that could write outside a workspace when restored.
+
+    Every path is relative and normalised, and every directory above it is a ``"d"``
+    entry of the same manifest, so no path passes through a link, a file or a skipped
+    entry: a restore that creates parents before children never meets a link on its way.
+    """
     for path, entry in manifest.items():
-        problem = _path_problem(path) or _entry_problem(path, entry)
+        problem = _path_problem(path) or _entry_problem(entry) or _parent_problem(path, manifest)
         if problem:
             raise StoreError(f"manifest {where[:12]}: {path!r}: {problem}")
 
 
 def _path_problem(path: str) -> str | None:
-    if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
+    # Backslashes, newlines and undecodable bytes (as surrogates) are ordinary in names.
+    if not isinstance(path, str) or not path or "\x00" in path:
         return "not a workspace path"
-    if path.startswith("/") or posixpath.normpath(path) != path or path.split("/")[0] == "..":
+    if path.startswith("/") or any(part in ("", ".", "..") for part in path.split("/")):
         return "leaves the workspace or is not normalised"
-    if any(part in ("", ".", "..") for part in path.split("/")):
-        return "leaves the workspace or is not normalised"
+    raw = path.encode("utf-8", "surrogateescape") if _encodable(path) else b""
+    if not raw:
+        return "not a file name this system can hold"
+    if len(raw) > MAX_PATH_BYTES or any(len(p) > MAX_NAME_BYTES for p in raw.split(b"/")):
+        return "too long"
     return None
 
 
-def _entry_problem(path: str, entry: Entry) -> str | None:
-    kind = entry[0] if entry else None
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _parent_problem(path: str, manifest: Manifest) -> str | None:
+    parent = path.rpartition("/")[0]
+    if not parent:
+        return None
+    entry = manifest.get(parent)
+    if entry is None or entry[0] != "d":
+        return "its parent is not a directory of the manifest (a link or a file on the way)"
+    return None
+
+
+def _entry_problem(entry: Entry) -> str | None:
+    if not isinstance(entry, tuple) or not entry:
+        return "not an entry"
+    kind = entry[0]
     if kind == "f":
         ok = (
             len(entry) == 4
-            and isinstance(entry[1], int)
+            and _int_in(entry[1], 0, 0o7777)
             and isinstance(entry[2], str)
             and HASH_RE.fullmatch(entry[2]) is not None
-            and isinstance(entry[3], int)
-            and entry[3] >= 0
+            and _int_in(entry[3], 0, MAX_FILE_SIZE)
         )
         return None if ok else "bad file entry"
     if kind == "d":
-        return None if len(entry) == 2 and isinstance(entry[1], int) else "bad directory entry"
+        return None if len(entry) == 2 and _int_in(entry[1], 0, 0o7777) else "bad directory entry"
     if kind == "l":
-        if len(entry) != 2 or not isinstance(entry[1], str) or "\x00" in entry[1]:
+        target = entry[1] if len(entry) == 2 else None
+        if not isinstance(target, str) or not target or "\x00" in target:
+            return "bad link entry"
+        if not _encodable(target) or len(target.encode("utf-8", "surrogateescape")) > (
+            MAX_LINK_BYTES
+        ):
             return "bad link entry"
         return None
+    if kind == "s":
+        ok = len(entry) == 2 and isinstance(entry[1], str) and len(entry[1]) <= 1024
+        return None if ok else "bad skipped entry"
     return "unknown entry kind"
+
+
+def _int_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def link_escapes(path: str, target: str) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tui.core.errors import PathEscapeError
+from tui.core.errors import CorralError, PathEscapeError
 from tui.core.globs import glob_regex
 from tui.core.shell_split import Part, Unparseable, split_command
 from tui.core.tools.workspace import Workspace
@@ -148,6 +148,38 @@ class Policy:
 
     def copy(self) -> Policy:
         return Policy.from_data(self.to_data())
+
+
+class PolicyDataError(CorralError):
+    """Policy data (from an event or a bundle) that is not a policy."""
+
+
+def check_policy_data(data: Any) -> None:
+    """Raise PolicyDataError unless ``data`` is what ``Policy.to_data`` makes: known
+    tools, their flags and defaults, rules that parse, hosts as strings."""
+    if not isinstance(data, dict):
+        raise PolicyDataError("must be an object")
+    tools = data.get("tools") or {}
+    hosts = data.get("hosts", [])
+    if not isinstance(tools, dict):
+        raise PolicyDataError("tools must be an object")
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise PolicyDataError("hosts must be a list of strings")
+    for name, raw in tools.items():
+        if name not in (*PATH_TOOLS, *COMMAND_TOOLS) or not isinstance(raw, dict):
+            raise PolicyDataError(f"unknown tool {name!r}")
+        if not isinstance(raw.get("enabled", True), bool):
+            raise PolicyDataError(f"{name}.enabled must be true or false")
+        if raw.get("permission_policy", "always_allow") not in DEFAULTS:
+            raise PolicyDataError(f"{name}.permission_policy is not one of {', '.join(DEFAULTS)}")
+        rules = raw.get("rules", [])
+        if not isinstance(rules, list):
+            raise PolicyDataError(f"{name}.rules must be a list")
+        for rule in rules:
+            try:
+                parse_rule(name, rule)
+            except (RuleError, TypeError) as exc:
+                raise PolicyDataError(f"{name}: {exc}") from None
 
 
 def parse_rule(tool: str, raw: Any) -> Rule:

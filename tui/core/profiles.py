@@ -24,6 +24,7 @@ from typing import Any
 
 from tui.core.errors import SpecError
 from tui.core.policy import Policy, RuleError, ToolPolicy, parse_rule
+from tui.core.small_files import read_small_file
 from tui.core.spec import POLICIES, TOOL_NAMES
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -49,7 +50,7 @@ def find_profile(name: str, dirs: list[Path]) -> Path:
 def load_profile(path: Path, base: Policy | None = None) -> Policy:
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        data = tomllib.loads(read_small_file(path, 1 << 20).decode("utf-8"))
     except OSError as exc:
         raise SpecError(source, "", f"cannot read: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

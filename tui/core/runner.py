@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 
 from tui.core import events as ev
@@ -26,7 +27,7 @@ from tui.core.budget import (
 from tui.core.budget import apply as apply_budget
 from tui.core.bus import Delta
 from tui.core.checkpoints import TOOL, TURN, Checkpointer, CheckpointRecord, latest_manifest
-from tui.core.conversation import Conversation, build_conversation
+from tui.core.conversation import Conversation, build_conversation, started_tool_uses
 from tui.core.errors import CorralError, ModelError, SandboxLost
 from tui.core.permissions import apply as apply_policy
 from tui.core.permissions import policy_from_agent, policy_of
@@ -34,6 +35,8 @@ from tui.core.providers.base import ModelProvider, ModelRequest
 from tui.core.spec import SessionSpec
 from tui.core.store import Store
 from tui.core.tools.toolset import Toolset, tool_schemas
+
+log = logging.getLogger("corral.runner")
 
 MAX_RETRIES = 4
 BACKOFF_BASE_S = 0.5
@@ -128,6 +131,11 @@ class SessionRunner:
                 try:
                     await self._step()
                 except Stopped:
+                    await self._wait()
+                except Exception as exc:
+                    # A fault of corral's own (a tool, the permission check, a checkpoint)
+                    # must not leave a dead runner behind a `running` status.
+                    await self._fail(exc)
                     await self._wait()
         finally:
             self._release_slot()
@@ -326,6 +334,14 @@ class SessionRunner:
             checkpoint=checkpoint,
         )
         await self._catch_up()
+
+    async def _fail(self, exc: Exception) -> None:
+        why = f"internal error: {type(exc).__name__}: {exc}"
+        log.error("session %s: %s", self.session_id, why, exc_info=exc)
+        for tool_use_id in started_tool_uses(self.conversation):
+            await self._result(tool_use_id, f"error: {why}; the tool call was not re-run", True)
+        await self._append(ev.session_error(self.session_id, "internal_error", why))
+        await self._idle(ev.ERROR, detail=why)
 
     async def _settle_interrupted(self, why: str) -> None:
         for tool_use_id in list(self.conversation.open_tool_uses):

@@ -80,6 +80,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX checkpoints_by_session ON checkpoints (session_id, seq);
     """,
+    # 3: what a checkpoint could not capture (FIFOs, files over the cap), and the answer
+    # to each inbox command, so the process that sent it learns whether it took effect.
+    """
+    ALTER TABLE checkpoints ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE checkpoints ADD COLUMN notes TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE inbox ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN outcome TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

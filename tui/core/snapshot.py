@@ -1,25 +1,48 @@
-"""Snapshots of a workspace into the blob store, and restores from them.
+"""Snapshots of a workspace into the blob store: the scan, and the diff of two manifests.
 
 Blocking filesystem work: callers run it off the event loop (``asyncio.to_thread``).
+A workspace is hostile ground: the agent's processes may still be running and may swap
+a directory for a link mid-walk, names need not be UTF-8, and a FIFO, a socket, a
+device or a 100 GB sparse file may sit anywhere. So the walk goes by directory file
+descriptors opened with ``O_NOFOLLOW`` (a directory that turns into a link is never
+entered), files are opened non-blocking and checked to be regular files before a byte
+is read, and whatever cannot be captured is recorded as skipped (an ``"s"`` entry with
+the reason) rather than failing the checkpoint or being silently dropped. A restore
+leaves skipped paths alone, so a checkpoint that could not capture a file never
+deletes it.
+
 A ``StatCache`` remembers each file's (size, mtime, ctime, inode) with its hash, so a
-file that has not changed is not read again: a checkpoint costs in proportion to
-what changed. Links are never followed; other special files (sockets, fifos,
-devices) are skipped.
+file that has not changed is not read again: a checkpoint costs in proportion to what
+changed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tui.core.blobs import BlobStore, hash_bytes
-from tui.core.errors import StoreError
+from tui.core.blobs import BlobStore, Hasher
 from tui.core.manifests import Manifest
 
 _StatKey = tuple[int, int, int, int]
+
+DEFAULT_MAX_FILE_BYTES = 256 << 20
+DEFAULT_MAX_CHECKPOINT_BYTES = 4 << 30  # content read by one checkpoint
+MAX_DEPTH = 200  # below this, directories are recorded as skipped (fd and stack bounds)
+MAX_NOTES = 50  # notes kept per checkpoint; the count says how many more there were
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
 
 
 @dataclass
@@ -47,50 +70,181 @@ class ScanStats:
     hashed: int = 0  # files read because the cache could not vouch for them
     hashed_bytes: int = 0
     stored_bytes: int = 0  # new content this scan added to the blob store
+    notes: list[str] = field(default_factory=list)  # "path: why" for what was skipped
+    skipped: int = 0
+
+    def skip(self, path: str, why: str) -> None:
+        self.skipped += 1
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(f"{path}: {why}")
+
+
+class _Skip(Exception):
+    """This path cannot be captured; the message says why."""
+
+
+def file_mode(mode: int) -> int:
+    """A file's mode as corral keeps and restores it: permission bits only (never
+    setuid, setgid or sticky)."""
+    return stat.S_IMODE(mode) & 0o777
+
+
+def dir_mode(mode: int) -> int:
+    """A directory's mode: permission bits, and the owner can always list, enter and
+    write it (so a restore or a removal can never lock corral out)."""
+    return (stat.S_IMODE(mode) & 0o777) | 0o700
 
 
 def scan(
-    root: Path, cache: StatCache, blobs: BlobStore | None = None
+    root: Path,
+    cache: StatCache,
+    blobs: BlobStore | None = None,
+    limits: ScanLimits | None = None,
 ) -> tuple[Manifest, ScanStats]:
     """The manifest of the tree under ``root``; with ``blobs``, new contents are stored."""
+    limits = limits or ScanLimits()
     manifest: Manifest = {}
     stats = ScanStats()
-
-    def digest_of(rel: str, full: str, st: os.stat_result) -> str:
-        cached = cache.get(rel, st)
-        if cached is not None and (blobs is None or blobs.has(cached)):
-            return cached
-        stats.hashed += 1
-        stats.hashed_bytes += st.st_size
-        if blobs is not None:
-            digest, written = blobs.put_file(full, st.st_size)
-            stats.stored_bytes += written
-        else:
-            with open(full, "rb") as f:
-                digest = hash_bytes(f.read())
-        cache.put(rel, st, digest)
-        return digest
-
-    def walk(directory: str, prefix: str) -> None:
-        with os.scandir(directory) as it:
-            items = sorted(it, key=lambda e: e.name)
-        for item in items:
-            rel = prefix + item.name
-            st = item.stat(follow_symlinks=False)
-            mode = st.st_mode
-            if stat.S_ISLNK(mode):
-                manifest[rel] = ("l", os.readlink(item.path))
-            elif stat.S_ISDIR(mode):
-                manifest[rel] = ("d", stat.S_IMODE(mode))
-                walk(item.path, rel + "/")
-            elif stat.S_ISREG(mode):
-                stats.files += 1
-                stats.bytes += st.st_size
-                digest = digest_of(rel, item.path, st)
-                manifest[rel] = ("f", stat.S_IMODE(mode), digest, st.st_size)
-
-    walk(str(root), "")
+    # Depth-first with one open fd per level (never one per sibling, which could run out
+    # of descriptors in a wide tree): (fd, path prefix, depth, names still to visit).
+    stack: list[tuple[int, str, int, Iterator[str]]] = []
+    root_fd = os.open(root, DIR_FLAGS)
+    try:
+        stack.append((root_fd, "", 0, iter(_listing(root_fd, "", manifest, stats))))
+        while stack:
+            dir_fd, prefix, depth, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(stack.pop()[0])
+                continue
+            rel = prefix + name
+            try:
+                child = _scan_entry(dir_fd, name, rel, depth, manifest, stats, cache, blobs, limits)
+            except _Skip as why:
+                manifest[rel] = ("s", str(why))
+                stats.skip(rel, str(why))
+                continue
+            except FileNotFoundError:
+                continue  # gone since the listing: it is not part of this tree any more
+            if child is not None:
+                stack.append(
+                    (child, rel + "/", depth + 1, iter(_listing(child, rel, manifest, stats)))
+                )
+    finally:
+        for fd, *_ in stack:
+            os.close(fd)
     return manifest, stats
+
+
+def _listing(dir_fd: int, rel: str, manifest: Manifest, stats: ScanStats) -> list[str]:
+    try:
+        with os.scandir(dir_fd) as it:
+            return sorted(entry.name for entry in it)
+    except OSError as exc:
+        if not rel:
+            raise  # the workspace itself: the caller reports it
+        manifest[rel] = ("s", f"cannot list: {exc.strerror}")
+        stats.skip(rel, f"cannot list: {exc.strerror}")
+        return []
+
+
+def _scan_entry(
+    dir_fd: int,
+    name: str,
+    rel: str,
+    depth: int,
+    manifest: Manifest,
+    stats: ScanStats,
+    cache: StatCache,
+    blobs: BlobStore | None,
+    limits: ScanLimits,
+) -> int | None:
+    """Record one entry; for a directory, return its open fd."""
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise
+        raise _Skip(f"cannot stat: {exc.strerror}") from None
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        try:
+            manifest[rel] = ("l", os.readlink(name, dir_fd=dir_fd))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise
+            # Replaced by something else between the stat and the read: say so.
+            raise _Skip("changed while it was read") from None
+        return None
+    if stat.S_ISDIR(mode):
+        if depth >= MAX_DEPTH:
+            raise _Skip(f"deeper than {MAX_DEPTH} directories; not captured")
+        try:
+            fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _Skip("changed from a directory while it was read") from None
+            if exc.errno == errno.ENOENT:
+                raise
+            raise _Skip(f"cannot open: {exc.strerror}") from None
+        manifest[rel] = ("d", dir_mode(os.fstat(fd).st_mode))
+        return fd
+    if stat.S_ISREG(mode):
+        digest, size = _capture_file(dir_fd, name, rel, st, stats, cache, blobs, limits)
+        stats.files += 1
+        stats.bytes += size
+        manifest[rel] = ("f", file_mode(st.st_mode), digest, size)
+        return None
+    kind = (
+        "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
+    )
+    raise _Skip(f"{kind}; not captured (never read)")
+
+
+def _capture_file(
+    dir_fd: int,
+    name: str,
+    rel: str,
+    st: os.stat_result,
+    stats: ScanStats,
+    cache: StatCache,
+    blobs: BlobStore | None,
+    limits: ScanLimits,
+) -> tuple[str, int]:
+    """(digest, size) of a regular file, read once unless the cache vouches for it."""
+    cached = cache.get(rel, st)
+    if cached is not None and (blobs is None or blobs.has(cached)):
+        return cached, st.st_size
+    if st.st_size > limits.max_file_bytes:
+        raise _Skip(f"{st.st_size} bytes is over the {limits.max_file_bytes}-byte file cap")
+    if stats.hashed_bytes + st.st_size > limits.max_checkpoint_bytes:
+        raise _Skip(f"over the {limits.max_checkpoint_bytes}-byte cap on what one checkpoint reads")
+    try:
+        fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise
+        if exc.errno == errno.ELOOP:
+            raise _Skip("changed into a link while it was read") from None
+        raise _Skip(f"cannot open: {exc.strerror}") from None
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or opened.st_ino != st.st_ino:
+            raise _Skip("changed while it was read")
+        # Read no more than the cap: a file still growing cannot make us read forever.
+        hasher = Hasher(blobs, limit=limits.max_file_bytes)
+        try:
+            digest, size, written = hasher.consume(fd)
+        except OverflowError:
+            raise _Skip(f"grew past the {limits.max_file_bytes}-byte file cap") from None
+    finally:
+        os.close(fd)
+    stats.hashed += 1
+    stats.hashed_bytes += size
+    stats.stored_bytes += written
+    if size == st.st_size:
+        cache.put(rel, st, digest)  # only what was read whole and unchanged is vouched for
+    return digest, size
 
 
 @dataclass(frozen=True)
@@ -102,7 +256,8 @@ class Change:
 
 
 def diff(before: Manifest, after: Manifest) -> list[Change]:
-    """What turns ``before`` into ``after``, by path; directories only when added/removed."""
+    """What turns ``before`` into ``after``, by path; directories only when added/removed
+    or their mode changed."""
     out = []
     for path in sorted(before.keys() | after.keys()):
         a, b = before.get(path), after.get(path)
@@ -112,88 +267,6 @@ def diff(before: Manifest, after: Manifest) -> list[Change]:
             out.append(Change(path, "added", None, b))
         elif b is None:
             out.append(Change(path, "removed", a, None))
-        elif a[0] == "d" and b[0] == "d":
-            out.append(Change(path, "changed", a, b))  # mode only
         else:
             out.append(Change(path, "changed", a, b))
     return out
-
-
-def restore(
-    root: Path,
-    target: Manifest,
-    blobs: BlobStore,
-    cache: StatCache,
-    *,
-    on_progress: Callable[[str], None] | None = None,
-) -> list[Change]:
-    """Make the tree under ``root`` equal ``target``; returns what changed.
-
-    Files added since are removed, changed ones rewritten, modes and links restored.
-    Nothing outside ``root`` is touched: parents are made real directories before a
-    child is written, and files are replaced by rename, never written through a link.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    current, _ = scan(root, cache)
-    changes = diff(current, target)
-    # Removals first, deepest first, so a directory is empty when it goes.
-    for change in sorted(changes, key=lambda c: c.path.count("/"), reverse=True):
-        before, after = change.before, change.after
-        if before is None:
-            continue
-        if after is not None and before[0] == after[0] and before[0] in ("d", "f"):
-            continue  # changed in place below
-        _remove(root / change.path, before[0])
-    for path in sorted(target):
-        entry = target[path]
-        now = current.get(path)
-        if now == entry:
-            continue  # most of a tree: skip it before building a Path for it
-        full = root / path
-        if entry[0] == "d":
-            if now is None or now[0] != "d":
-                full.mkdir(mode=0o700)
-        elif entry[0] == "l":
-            os.symlink(entry[1], full)
-        elif now is None or now[0] != "f" or now[2] != entry[2]:
-            _write_file(full, entry, blobs, cache, path)
-            if on_progress is not None:
-                on_progress(path)
-        elif now[1] != entry[1]:
-            os.chmod(full, entry[1])
-    # Directories' modes last: a read-only directory would refuse its own children.
-    for path in sorted(target, reverse=True):
-        entry = target[path]
-        if entry[0] == "d" and stat.S_IMODE(os.lstat(root / path).st_mode) != entry[1]:
-            os.chmod(root / path, entry[1])
-    return changes
-
-
-def _remove(full: Path, kind: str) -> None:
-    if kind == "d":
-        import shutil
-
-        os.chmod(full, 0o700)  # a read-only directory cannot lose its children
-        shutil.rmtree(full)
-    else:
-        os.unlink(full)
-
-
-def _write_file(full: Path, entry: tuple, blobs: BlobStore, cache: StatCache, rel: str) -> None:
-    parent = full.parent
-    if parent.is_symlink() or not parent.is_dir():
-        raise StoreError(f"{rel}: its directory is not a directory; nothing written")
-    if not os.access(parent, os.W_OK):
-        os.chmod(parent, stat.S_IMODE(os.lstat(parent).st_mode) | stat.S_IWUSR | stat.S_IXUSR)
-    tmp = parent / f".corral-restore-{os.getpid()}-{full.name}"[:255]
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        blobs.copy_to(entry[2], fd)
-        os.fchmod(fd, entry[1])
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, full)
-    cache.put(rel, os.lstat(full), entry[2])

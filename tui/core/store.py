@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from tui.core.errors import CorralError, NotFoundError, StoreBusyError, StoreErr
 from tui.core.events import Event
 from tui.core.ids import parse_time, utc_now
 from tui.core.pricing import default_pricing
+from tui.core.printable import printable_line
 from tui.core.schema import MIGRATIONS, SCHEMA_VERSION
 from tui.core.state import SessionState, Usage
 
@@ -452,6 +453,9 @@ class Store:
         return [Event.from_row(session_id, *row) for row in rows]
 
     async def get_session(self, session_id: str) -> SessionRecord:
+        if not session_id.isascii() or not session_id.strip():
+            # Ids are ASCII: anything else (escapes, undecodable bytes) names nothing.
+            raise NotFoundError(f"no session {printable_line(session_id)!r} (see `corral ls`)")
         records = await self._sessions(
             "WHERE s.id = ? OR s.id LIKE ?", (session_id, f"{session_id}%")
         )
@@ -530,6 +534,26 @@ class Store:
             total += cost or 0
         return total
 
+    async def event_ids_taken(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` some stored event already has."""
+        taken: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._db.execute(
+                f"SELECT id FROM events WHERE id IN ({marks})", chunk
+            ) as cursor:
+                taken.update(row[0] for row in await cursor.fetchall())
+        return taken
+
+    async def update_metadata(self, session_id: str, metadata: dict[str, Any]) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE sessions SET metadata=? WHERE id=?", (json.dumps(metadata), session_id)
+            )
+
+        await self._write(update)
+
     async def manifests_in_use(self) -> set[str]:
         """The manifest of every checkpoint of every session (what gc must keep)."""
         async with self._db.execute("SELECT DISTINCT manifest FROM checkpoints") as cursor:
@@ -537,25 +561,58 @@ class Store:
 
     # -- inbox and lease -------------------------------------------------------------
 
-    async def inbox_put(self, session_id: str, kind: str, payload: dict[str, Any]) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
+    async def inbox_put(self, session_id: str, kind: str, payload: dict[str, Any]) -> int:
+        """Queue a command for the live supervisor; returns its id (see ``inbox_outcome``)."""
+
+        def insert(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "INSERT INTO inbox (session_id, kind, payload, created_at) VALUES (?,?,?,?)",
                 (session_id, kind, json.dumps(payload), utc_now().isoformat()),
             )
+            return int(cursor.lastrowid or 0)
 
-        await self._write(insert)
+        return int(await self._write(insert))
 
-    async def inbox_take(self) -> list[tuple[str, str, dict[str, Any]]]:
-        def take(conn: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+    async def inbox_take(self) -> list[tuple[int, str, str, dict[str, Any]]]:
+        """Commands not taken yet, oldest first, marked taken."""
+
+        def take(conn: sqlite3.Connection) -> list[tuple[int, str, str, dict[str, Any]]]:
             rows = conn.execute(
-                "SELECT id, session_id, kind, payload FROM inbox ORDER BY id"
+                "SELECT id, session_id, kind, payload FROM inbox WHERE taken = 0 ORDER BY id"
             ).fetchall()
             if rows:
-                conn.execute("DELETE FROM inbox WHERE id <= ?", (rows[-1][0],))
-            return [(r[1], r[2], json.loads(r[3])) for r in rows]
+                conn.execute(
+                    "UPDATE inbox SET taken = 1 WHERE taken = 0 AND id <= ?", (rows[-1][0],)
+                )
+            return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
         return await self._write(take)
+
+    async def inbox_answer(self, command_id: int, outcome: str) -> None:
+        """Say how a command went: ``ok``, or the one-line error it met."""
+
+        def answer(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE inbox SET outcome = ? WHERE id = ?", (outcome, command_id))
+            # Answers nobody collected (the sender gave up) do not pile up.
+            conn.execute(
+                "DELETE FROM inbox WHERE outcome IS NOT NULL AND created_at < ?",
+                ((utc_now() - timedelta(hours=1)).isoformat(),),
+            )
+
+        await self._write(answer)
+
+    async def inbox_outcome(self, command_id: int) -> str | None:
+        """The answer to a command, once the supervisor gave one (then the row goes)."""
+        async with self._db.execute("SELECT outcome FROM inbox WHERE id=?", (command_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+
+        def forget(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM inbox WHERE id = ?", (command_id,))
+
+        await self._write(forget)
+        return str(row[0])
 
     async def claim_lease(self) -> None:
         """Become the one process that runs sessions on this data dir, or say who is."""
@@ -637,10 +694,10 @@ _INSERT_EVENT = (
 
 _CHECKPOINT_COLUMNS = (
     "id, session_id, seq, created_at, kind, label, manifest, files, bytes, changed,"
-    " stored_bytes, turn, model_cost, tokens"
+    " stored_bytes, turn, model_cost, tokens, skipped, notes"
 )
 _INSERT_CHECKPOINT = (
-    f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -682,12 +739,14 @@ def _checkpoint_row(cp: CheckpointRecord) -> tuple[Any, ...]:
         cp.turn,
         str(cp.model_cost),
         cp.tokens,
+        cp.skipped,
+        json.dumps(list(cp.notes)),
     )
 
 
 def _checkpoint_from_row(row: tuple[Any, ...]) -> CheckpointRecord:
     (cid, sid, seq, created, kind, label, manifest, files, size, changed, stored) = row[:11]
-    turn, cost, tokens = row[11:]
+    turn, cost, tokens, skipped, notes = row[11:]
     return CheckpointRecord(
         id=cid,
         session_id=sid,
@@ -703,6 +762,8 @@ def _checkpoint_from_row(row: tuple[Any, ...]) -> CheckpointRecord:
         seq=seq,
         model_cost=Decimal(cost),
         tokens=tokens,
+        skipped=skipped,
+        notes=tuple(json.loads(notes)),
     )
 
 

@@ -16,11 +16,19 @@ from decimal import Decimal
 from pathlib import Path
 
 from tui.core import events as ev
+from tui.core.archive import IMPORTED, import_pending
 from tui.core.branching import fork_events
 from tui.core.budget import DAILY, Budget, DailyCap, reached, usage_of
 from tui.core.bus import EventBus, Subscription
-from tui.core.checkpoints import MANUAL, START, Checkpointer, CheckpointRecord, latest_on_branch
-from tui.core.conversation import build_conversation
+from tui.core.checkpoints import (
+    MANUAL,
+    START,
+    Checkpointer,
+    CheckpointRecord,
+    latest_on_branch,
+    scan_limits,
+)
+from tui.core.conversation import build_conversation, started_tool_uses
 from tui.core.datadir import blobs_dir, workspaces_dir
 from tui.core.errors import CorralError, NotFoundError, UsageError
 from tui.core.ids import session_id as new_session_id
@@ -32,7 +40,7 @@ from tui.core.runner import SessionRunner, cancel_and_wait, interrupted_result
 from tui.core.sandboxes import Sandbox, open_sandbox
 from tui.core.settings import load_settings
 from tui.core.snapshot import Change
-from tui.core.spec import SessionSpec, parse_money, spec_from_json
+from tui.core.spec import SessionSpec, parse_money, refuse_system_tree, spec_from_json
 from tui.core.state import SessionState
 from tui.core.store import SessionRecord, Store
 from tui.core.tools.toolset import Toolset
@@ -80,7 +88,9 @@ class Supervisor:
         self._background: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self.recovered: list[str] = []
-        self.checkpointer = Checkpointer(blobs_dir(data_dir))
+        self.copy_notes: dict[str, list[str]] = {}  # what copying a workspace skipped
+        self._answer_locks: dict[str, asyncio.Lock] = {}
+        self.checkpointer = Checkpointer(blobs_dir(data_dir), scan_limits(load_settings(data_dir)))
 
     @property
     def bus(self) -> EventBus:
@@ -99,6 +109,8 @@ class Supervisor:
         self.checkpointer.blobs.clear_tmp()
         for record in await self.store.list_sessions():
             state = record.state
+            if import_pending(record):
+                continue  # never started by anything but the user's resume
             if state and state.status in ("running", "rescheduling"):
                 await self._recover(record)
                 self.recovered.append(record.id)
@@ -141,9 +153,14 @@ class Supervisor:
     async def _poll_inbox(self) -> None:
         while True:
             await asyncio.sleep(INBOX_POLL_S)
-            for session_id, kind, payload in await self.store.inbox_take():
-                with contextlib.suppress(CorralError):
+            for command_id, session_id, kind, payload in await self.store.inbox_take():
+                try:
                     await self.apply_command(session_id, kind, payload)
+                except (CorralError, KeyError, TypeError, ValueError) as exc:
+                    outcome = f"error: {exc}"
+                else:
+                    outcome = "ok"
+                await self.store.inbox_answer(command_id, outcome)
 
     async def apply_command(self, session_id: str, kind: str, payload: dict) -> None:
         """One command by name, as the CLI and the inbox send them."""
@@ -162,7 +179,7 @@ class Supervisor:
             case "pause":
                 await self.pause(session_id)
             case "resume":
-                await self.resume(session_id)
+                await self.resume(session_id, accept=bool(payload.get("accept")))
             case "cancel":
                 await self.cancel(session_id)
             case "checkpoint":
@@ -187,7 +204,7 @@ class Supervisor:
         """Store a new session and start it. Everything that can fail is checked first."""
         provider = self._provider(spec.agent.model)
         sid = new_session_id()
-        workspace = self._prepare_workspace(sid, spec)
+        workspace = await self._prepare_workspace(sid, spec)
         try:
             sandbox = open_sandbox(spec.environment, workspace, sid, self.data_dir)
         except CorralError:
@@ -271,16 +288,23 @@ class Supervisor:
         await self.store.append(ev.session_policy(record.id, policy.to_data(), change))
         return change
 
-    def _prepare_workspace(self, sid: str, spec: SessionSpec) -> Path:
+    async def _prepare_workspace(self, sid: str, spec: SessionSpec) -> Path:
         source = spec.workspace.source
         if spec.workspace.mode == "in_place" and source is not None:
             return source
         target = workspaces_dir(self.data_dir) / sid
-        if source is not None:
-            # Links are copied as links; the tools refuse any that lead out.
-            shutil.copytree(source, target, symlinks=True)
-        else:
+        if source is None:
             target.mkdir(parents=True)
+            return target
+        refuse_system_tree(source)
+        try:
+            # Links are copied as links (the tools refuse any that lead out); FIFOs,
+            # sockets and devices are skipped, never opened.
+            notes = await self.checkpointer.copy_tree(source, target)
+        except (OSError, CorralError) as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            raise CorralError(f"cannot copy the workspace {source}: {exc}") from None
+        self.copy_notes[sid] = notes
         return target
 
     def _start_runner(
@@ -306,11 +330,24 @@ class Supervisor:
         if self._tasks.get(sid) is task:
             del self._tasks[sid]
             self._runners.pop(sid, None)
+            if not task.cancelled() and task.exception() is not None:
+                # The runner's own fault handling failed too (the store, say): the log
+                # must still say the session stopped, or it would show running forever.
+                why = f"the session's runner failed: {task.exception()}"
+                settling = asyncio.get_running_loop().create_task(self._settle_quietly(sid, why))
+                self._closing.add(settling)
+                settling.add_done_callback(self._closing.discard)
             sandbox = self._sandboxes.pop(sid, None)
             if sandbox is not None:
                 closing = asyncio.get_running_loop().create_task(self._close_sandbox(sid, sandbox))
                 self._closing.add(closing)  # close() waits for these
                 closing.add_done_callback(self._closing.discard)
+
+    async def _settle_quietly(self, sid: str, why: str) -> None:
+        with contextlib.suppress(CorralError):
+            state = await self.store.state(sid)
+            if state.status in ("running", "rescheduling"):
+                await self._settle_orphan(sid, why)
 
     def is_live(self, session_id: str) -> bool:
         """A runner is working on (or waiting in) this session in this process."""
@@ -324,14 +361,26 @@ class Supervisor:
         else:
             await sandbox.close()
 
-    async def runner(self, session_id: str) -> SessionRunner:
-        """The live runner of a session, starting one for a stored session if needed."""
+    async def runner(self, session_id: str, *, accept: bool = False) -> SessionRunner:
+        """The live runner of a session, starting one for a stored session if needed.
+
+        An imported session starts only when the user accepts it (``accept``: an explicit
+        resume); anything else that would run it is refused.
+        """
         record = await self.store.get_session(session_id)
         sid = record.id
         if sid in self._runners:
             return self._runners[sid]
         if record.state and record.state.status == "terminated":
             raise UsageError(f"session {sid} is terminated")
+        if import_pending(record):
+            if not accept:
+                raise UsageError(
+                    f"session {sid} was imported and is not accepted yet: review it with"
+                    f" `corral show {sid}`, then accept and run it with `corral resume {sid}`"
+                )
+            info = dict(record.metadata[IMPORTED], accepted=True, accepted_at=utc_now().isoformat())
+            await self.store.update_metadata(sid, {**record.metadata, IMPORTED: info})
         spec = spec_from_json(record.spec)
         provider = self._provider(record.model)
         workspace = Path(record.workspace)
@@ -354,24 +403,33 @@ class Supervisor:
         self, session_id: str, tool_use_id: str, allow: bool, message: str | None = None
     ) -> None:
         record = await self.store.get_session(session_id)
-        state = await self.store.state(record.id)
-        if tool_use_id not in state.pending_approvals:
-            raise NotFoundError(
-                f"session {record.id}: tool use {tool_use_id} is not waiting for approval"
+        # Check and answer under one lock: of two racing answers, the second is told
+        # the tool use was already answered, never that it was sent.
+        async with self._answer_lock(record.id):
+            state = await self.store.state(record.id)
+            if tool_use_id not in state.pending_approvals:
+                raise NotFoundError(
+                    f"session {record.id}: tool use {tool_use_id} is not waiting for approval"
+                    " (already answered, or not a tool use of this session)"
+                )
+            runner = await self.runner(record.id)
+            await self.store.append(
+                ev.user_tool_confirmation(
+                    record.id, tool_use_id, "allow" if allow else "deny", None if allow else message
+                )
             )
-        runner = await self.runner(record.id)
-        await self.store.append(
-            ev.user_tool_confirmation(
-                record.id, tool_use_id, "allow" if allow else "deny", None if allow else message
-            )
-        )
         runner.wake()
+
+    def _answer_lock(self, session_id: str) -> asyncio.Lock:
+        return self._answer_locks.setdefault(session_id, asyncio.Lock())
 
     async def pause(self, session_id: str) -> None:
         (await self.runner(session_id)).pause()
 
-    async def resume(self, session_id: str) -> None:
-        (await self.runner(session_id)).resume()
+    async def resume(self, session_id: str, *, accept: bool = False) -> None:
+        """Go on after a pause, an interrupt or a stop; ``accept`` also accepts an
+        imported session (the user has seen what it may do)."""
+        (await self.runner(session_id, accept=accept)).resume()
 
     async def interrupt(self, session_id: str) -> None:
         runner = await self.runner(session_id)
@@ -521,13 +579,8 @@ class Supervisor:
         events = await self.store.events(sid)
         conv = build_conversation(events)
         out: list[ev.Event] = []
-        for tool_use_id, use in conv.open_tool_uses.items():
-            confirmation = conv.confirmations.get(tool_use_id)
-            started = use.payload.get("evaluated_permission") == "allow" or (
-                confirmation is not None and confirmation.payload.get("result") == "allow"
-            )
-            if started:
-                out.append(ev.agent_tool_result(sid, tool_use_id, interrupted_result(why), True))
+        for tool_use_id in started_tool_uses(conv):
+            out.append(ev.agent_tool_result(sid, tool_use_id, interrupted_result(why), True))
         ended = {
             e.payload.get("model_request_start_id")
             for e in events

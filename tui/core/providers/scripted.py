@@ -28,9 +28,11 @@ from typing import Any
 from tui.core.errors import SpecError
 from tui.core.events import INTERRUPTED_RESULT
 from tui.core.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
+from tui.core.small_files import read_small_file
 from tui.core.state import USAGE_FIELDS
 
 DEFAULT_PRICE_AS = "claude-sonnet-4-5"
+MAX_SCRIPT_BYTES = 4 << 20
 CHUNK = 12  # characters per streamed delta
 
 
@@ -56,7 +58,7 @@ class ScriptedProvider:
         path = Path(path)
         source = str(path)
         try:
-            data = tomllib.loads(path.read_text("utf-8"))
+            data = tomllib.loads(read_small_file(path, MAX_SCRIPT_BYTES).decode("utf-8"))
         except OSError as exc:
             raise SpecError(source, "", f"cannot read script: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -2,35 +2,49 @@
 
 from __future__ import annotations
 
+import errno
 import os
-import re
 import stat
+import time
 from pathlib import Path
+
+import regex
 
 from tui.core.errors import PathEscapeError, ToolError
 from tui.core.globs import glob_regex
+from tui.core.small_files import read_small_file
 from tui.core.tools.output import OUTPUT_LIMIT, cap_text
 from tui.core.tools.workspace import Workspace
 
 MAX_READ_BYTES = 10 * 1024 * 1024
 MAX_MATCHES = 500
+MAX_WALK = 200_000  # files one glob or grep looks at
+MAX_PATTERN = 4096
+SEARCH_BUDGET_S = 10.0  # wall-clock for one glob or grep, patterns included
 
 
-def _read_text(path: Path, label: str) -> str:
+def _read_text(path: Path, label: str, errors: str = "replace") -> str:
+    """A text file's content. Only a regular file is read: the open does not block (a
+    FIFO would) and does not follow a link swapped in after the path was checked."""
     try:
-        info = path.stat()
+        data = read_small_file(path, MAX_READ_BYTES, follow=False)
     except FileNotFoundError:
         raise ToolError(f"{label}: no such file") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ToolError(f"{label}: is a directory")
-    if info.st_size > MAX_READ_BYTES:
-        raise ToolError(
-            f"{label}: {info.st_size} bytes is over the {MAX_READ_BYTES}-byte read limit"
-        )
-    data = path.read_bytes()
+    except IsADirectoryError:
+        raise ToolError(f"{label}: is a directory") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PathEscapeError(f"{label}: became a symlink; not followed") from None
+        if exc.errno == errno.EINVAL:
+            raise ToolError(
+                f"{label}: not a regular file (a FIFO, socket or device); not read"
+            ) from None
+        if exc.errno == errno.EFBIG:
+            raise ToolError(f"{label}: over the {MAX_READ_BYTES}-byte read limit") from None
+        raise ToolError(f"{label}: {exc.strerror}") from None
     if b"\x00" in data[:8192]:
         raise ToolError(f"{label}: binary file")
-    return data.decode("utf-8", "replace")
+    return data.decode("utf-8", errors)
 
 
 def read(ws: Workspace, file_path: str, view_range: list[int] | None = None) -> str:
@@ -48,14 +62,36 @@ def read(ws: Workspace, file_path: str, view_range: list[int] | None = None) -> 
 
 
 def _open_for_write(path: Path) -> int:
-    # O_NOFOLLOW: a symlink swapped in after the check is refused, not followed.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    """Open a regular file for writing, never blocking on a FIFO and never following a
+    symlink swapped in after the path was checked."""
     try:
-        return os.open(path, flags, 0o644)
+        existing = os.lstat(path)
+    except FileNotFoundError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        if stat.S_ISLNK(existing.st_mode):
+            raise PathEscapeError(f"{path}: is a symlink")
+        raise ToolError(f"{path}: not a regular file; not written")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
     except OSError as exc:
-        if exc.errno == 40:  # ELOOP
+        if exc.errno == errno.ELOOP:
             raise PathEscapeError(f"{path}: is a symlink") from None
         raise ToolError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ToolError(f"{path}: not a regular file; not written")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _encode(text: str, label: str) -> bytes:
+    # Undecodable bytes read in (as surrogates) go back out as the same bytes.
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ToolError(f"{label}: the text holds characters that cannot be written") from None
 
 
 def write(ws: Workspace, file_path: str, content: str) -> str:
@@ -64,7 +100,7 @@ def write(ws: Workspace, file_path: str, content: str) -> str:
         raise ToolError(f"{file_path}: is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
     ws.resolve(str(path.parent))  # the parents just made are still inside
-    data = content.encode("utf-8")
+    data = _encode(content, file_path)
     fd = _open_for_write(path)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -75,7 +111,8 @@ def edit(
     ws: Workspace, file_path: str, old_string: str, new_string: str, replace_all: bool = False
 ) -> str:
     path = ws.resolve(file_path)
-    text = _read_text(path, file_path)
+    # surrogateescape: bytes that are not UTF-8 survive the edit unchanged.
+    text = _read_text(path, file_path, "surrogateescape")
     if old_string == "":
         raise ToolError("old_string must not be empty")
     if old_string == new_string:
@@ -92,16 +129,20 @@ def edit(
         if replace_all
         else text.replace(old_string, new_string, 1)
     )
+    data = _encode(updated, file_path)
     fd = _open_for_write(path)
     with os.fdopen(fd, "wb") as f:
-        f.write(updated.encode("utf-8"))
+        f.write(data)
     return f"replaced {count if replace_all else 1} occurrence(s) in {ws.relative(path)}"
 
 
-def _walk(ws: Workspace, base: Path) -> list[Path]:
-    """Regular files under ``base``, not following links that lead out of the workspace."""
+def _walk(ws: Workspace, base: Path, deadline: float) -> list[Path]:
+    """Regular files under ``base``, not following links that lead out of the workspace;
+    at most MAX_WALK of them, and only until ``deadline``."""
     found = []
     for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        if time.monotonic() > deadline:
+            raise ToolError(f"the tree is too large to search within {SEARCH_BUDGET_S:g}s")
         dirnames[:] = sorted(d for d in dirnames if d not in (".git",))
         for name in sorted(filenames):
             candidate = Path(dirpath) / name
@@ -111,19 +152,41 @@ def _walk(ws: Workspace, base: Path) -> list[Path]:
                 continue
             if real.is_file():
                 found.append(candidate)
+                if len(found) >= MAX_WALK:
+                    return found
     return found
 
 
+def _budget_left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise regex_timeout()
+    return left
+
+
+def regex_timeout() -> ToolError:
+    return ToolError(
+        f"the pattern ran over {SEARCH_BUDGET_S:g}s (it may backtrack catastrophically);"
+        " give a simpler one"
+    )
+
+
 def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
+    deadline = time.monotonic() + SEARCH_BUDGET_S
     base = ws.resolve(path or ".")
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
         raise PathEscapeError(f"{pattern}: glob patterns must be relative to the workspace")
-    regex = glob_regex(pattern)
+    if len(pattern) > MAX_PATTERN:
+        raise ToolError(f"the pattern is over {MAX_PATTERN} characters")
+    compiled = glob_regex(pattern)
     matches = []
-    for file in _walk(ws, base):
-        rel = file.relative_to(base).as_posix()
-        if regex.fullmatch(rel):
-            matches.append(file)
+    try:
+        for file in _walk(ws, base, deadline):
+            rel = file.relative_to(base).as_posix()
+            if compiled.fullmatch(rel, timeout=_budget_left(deadline)):
+                matches.append(file)
+    except TimeoutError:
+        raise regex_timeout() from None
     # Newest first to the second, then by name: files written together (a checkout, a
     # copied workspace) list in a stable order.
     matches.sort(key=lambda p: (-int(p.lstat().st_mtime), str(p)))
@@ -134,26 +197,32 @@ def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
 
 
 def grep(ws: Workspace, pattern: str, path: str | None = None) -> str:
+    deadline = time.monotonic() + SEARCH_BUDGET_S
+    if len(pattern) > MAX_PATTERN:
+        raise ToolError(f"the pattern is over {MAX_PATTERN} characters")
     try:
-        regex = re.compile(pattern)
-    except re.error as exc:
+        compiled = regex.compile(pattern)
+    except (regex.error, OverflowError, RecursionError) as exc:
         raise ToolError(f"invalid regular expression: {exc}") from None
     base = ws.resolve(path or ".")
-    files = [base] if base.is_file() else _walk(ws, base)
+    files = [base] if base.is_file() else _walk(ws, base, deadline)
     lines: list[str] = []
     size = 0
-    for file in files:
-        try:
-            text = _read_text(ws.resolve(str(file)), str(file))
-        except ToolError:
-            continue  # binary or unreadable files are skipped, as grep -I does
-        rel = str(file.relative_to(ws.root)) if file != ws.root else "."
-        for number, line in enumerate(text.splitlines(), 1):
-            if regex.search(line):
-                entry = f"{rel}:{number}:{line}"
-                lines.append(entry)
-                size += len(entry)
-                if len(lines) >= MAX_MATCHES or size > OUTPUT_LIMIT:
-                    lines.append("[... more matches not shown ...]")
-                    return "\n".join(lines)
+    try:
+        for file in files:
+            try:
+                text = _read_text(ws.resolve(str(file)), str(file))
+            except ToolError:
+                continue  # binary or unreadable files are skipped, as grep -I does
+            rel = str(file.relative_to(ws.root)) if file != ws.root else "."
+            for number, line in enumerate(text.splitlines(), 1):
+                if compiled.search(line, timeout=_budget_left(deadline)):
+                    entry = f"{rel}:{number}:{line}"
+                    lines.append(entry)
+                    size += len(entry)
+                    if len(lines) >= MAX_MATCHES or size > OUTPUT_LIMIT:
+                        lines.append("[... more matches not shown ...]")
+                        return "\n".join(lines)
+    except TimeoutError:
+        raise regex_timeout() from None
     return "\n".join(lines) if lines else "no matches"

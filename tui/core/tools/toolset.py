@@ -16,6 +16,7 @@ from tui.core.tools import files
 from tui.core.tools.workspace import Workspace
 
 DEFAULT_BASH_TIMEOUT_MS = 120_000
+FILE_TOOL_TIMEOUT_S = 30.0
 MAX_BASH_TIMEOUT_MS = 600_000
 
 # name -> (required keys with types, optional keys with types)
@@ -96,8 +97,16 @@ class Toolset:
             check_input(name, tool_input)
             if name == "bash":
                 return await self._bash(tool_input)
-            text = await asyncio.to_thread(self._file_tool, name, tool_input)
+            # A file tool on a slow or hung mount must not hang the session: after the
+            # timeout it gets an error result (the thread is left to finish on its own).
+            text = await asyncio.wait_for(
+                asyncio.to_thread(self._file_tool, name, tool_input), FILE_TOOL_TIMEOUT_S
+            )
             return ToolOutcome(text, False)
+        except TimeoutError:
+            return ToolOutcome(
+                f"error: {name} did not finish within {FILE_TOOL_TIMEOUT_S:g}s; abandoned", True
+            )
         except SandboxLost:
             raise  # not the tool's fault: the runner gets a new container and says so
         except (ToolError, SandboxError) as exc:
