@@ -71,8 +71,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tui.core.checkpoints import MANUAL, Checkpointer
-from tui.core.manifests import FULL_EVERY
+from tui.core.checkpoints.checkpointer import Checkpointer
+from tui.core.checkpoints.manifests import FULL_EVERY
+from tui.core.checkpoints.records import MANUAL
 
 SEED = 20261126
 MEAN_FILE_BYTES = 10_000

@@ -59,9 +59,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.core import events as ev
-from tui.core.ids import session_id, utc_now
-from tui.core.store import SessionRecord, Store
+from tui.core.clock import utc_now
+from tui.core.ids import session_id
+from tui.core.session import events as ev
+from tui.core.session.records import SessionRecord
+from tui.core.store.store import Store
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage

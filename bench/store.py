@@ -53,11 +53,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tui.core import events
-from tui.core.bus import Subscription
-from tui.core.events import Event
-from tui.core.ids import session_id, utc_now
-from tui.core.store import SessionRecord, Store
+from tui.core.clock import utc_now
+from tui.core.ids import session_id
+from tui.core.session import events
+from tui.core.session.events import Event
+from tui.core.session.records import SessionRecord
+from tui.core.store.bus import Subscription
+from tui.core.store.store import Store
 
 SESSION_COUNTS = (1, 10, 100)
 # Events per append: 1 is the worst case; 6 is what one model turn appends at once in the

@@ -76,15 +76,16 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
-from tui.core import supervisor as supervisor_module
-from tui.core.datadir import db_path
+from tui.core.engine import supervisor as supervisor_module
+from tui.core.engine.supervisor import Supervisor
 from tui.core.providers import resolve_provider
 from tui.core.providers.base import DeltaSink, ModelProvider, ModelRequest, ModelResponse
 from tui.core.providers.scripted import CHUNK, ScriptedProvider
-from tui.core.spec import SessionSpec, parse_spec
-from tui.core.state import USAGE_FIELDS
-from tui.core.store import Store
-from tui.core.supervisor import Supervisor
+from tui.core.session.spec import SessionSpec
+from tui.core.session.spec_reader import parse_spec
+from tui.core.session.state import USAGE_FIELDS
+from tui.core.store.datadir import db_path
+from tui.core.store.store import Store
 from tui.ui.app import CorralApp
 
 SIZE = (160, 48)
@@ -284,7 +285,7 @@ class paced_models:
 
     def __enter__(self) -> None:
         if not hasattr(supervisor_module, "resolve_provider"):
-            raise RuntimeError("tui.core.supervisor no longer imports resolve_provider")
+            raise RuntimeError("tui.core.engine.supervisor no longer imports resolve_provider")
         self._saved = supervisor_module.resolve_provider
         supervisor_module.resolve_provider = paced_provider  # type: ignore[assignment]
 
@@ -457,16 +458,17 @@ async def measure_app(mode: Mode, sessions: int) -> Result:
             await wait_for(app.ready.is_set, "the core to start")
             await wait_for(
                 lambda: (
-                    len(app.bridge.views) == sessions
+                    len(app.bridge.fleet.sessions) == sessions
                     and len(app.dashboard.panes()) == sessions
                     and all(
-                        v.state.last_seq > 2 * EVENTS_PER_TURN for v in app.bridge.views.values()
+                        v.state.last_seq > 2 * EVENTS_PER_TURN
+                        for v in app.bridge.fleet.sessions.values()
                     )
                 ),
                 "every session to stream",
             )
-            ids = list(app.bridge.views)
-            meter = Meter(app.store, ids)
+            ids = list(app.bridge.fleet.sessions)
+            meter = Meter(app.client.store, ids)  # type: ignore[attr-defined]
             await asyncio.sleep(mode.warmup_s)
 
             recorder.reset()
@@ -484,7 +486,7 @@ async def measure_app(mode: Mode, sessions: int) -> Result:
             keyed = await meter.stop(recorder)
             recorder.recording = False
 
-            statuses = Counter(app.bridge.views[sid].state.status for sid in ids)
+            statuses = Counter(app.bridge.fleet.sessions[sid].state.status for sid in ids)
             await app.close_core(stop=True)
     notes = []
     if statuses["running"] != sessions:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from tui.cli import demo_spec_list
-from tui.core.spec import SessionSpec
-from tui.core.state import SessionState
-from tui.core.supervisor import is_settled
+from tui.cli.sessions import demo_spec_list
+from tui.core.session.spec import SessionSpec
+from tui.core.session.state import SessionState, is_settled
 from tui.ui.app import CorralApp
 from tui.ui.widgets.session_pane import SessionPane
 
@@ -42,13 +41,14 @@ async def settle(
     await until(pilot, app.ready.is_set, "the core to start")
 
     def done() -> bool:
-        views = list(app.bridge.views.values())
+        sessions = app.bridge.fleet.sessions
         panes = list(app.dashboard.query(SessionPane))
         return (
-            len(views) == count
-            and all(when(v.state) for v in views)
+            app.bridge.settled
+            and len(sessions) == count
+            and all(when(s.state) for s in sessions.values())
             and len(panes) == count
-            and all(p._shown_version == p.view.version for p in panes)
+            and all(p.snapshot is sessions[p.session_id] for p in panes)
         )
 
     await until(pilot, done, f"{count} settled sessions on screen")
@@ -56,7 +56,7 @@ async def settle(
 
 
 def pane(app: CorralApp, title: str) -> SessionPane:
-    return next(p for p in app.dashboard.query(SessionPane) if p.view.title == title)
+    return next(p for p in app.dashboard.query(SessionPane) if p.snapshot.title == title)
 
 
 async def only_pane(pilot: Pilot, app: CorralApp) -> SessionPane:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from tui.core.datadir import db_path
-from tui.core.spec import SessionSpec, parse_spec
-from tui.core.store import Store
-from tui.core.supervisor import Supervisor
+from tui.core.engine.supervisor import Supervisor
+from tui.core.session.spec import SessionSpec
+from tui.core.session.spec_reader import parse_spec
+from tui.core.store.datadir import db_path
+from tui.core.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,8 +130,8 @@ except ImportError:  # pragma: no cover - the test extra always installs it
 def frozen_clock() -> Iterator[None]:
     """Every timestamp is the same instant: durations on screen never vary."""
     from tests.app_helpers import FROZEN
-    from tui.core import ids
+    from tui.core import clock
 
-    ids.set_clock(lambda: FROZEN)
+    clock.set_clock(lambda: FROZEN)
     yield
-    ids.set_clock(None)
+    clock.set_clock(None)

@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tui.core import events as ev
+from tui.core.engine.supervisor import Supervisor
 from tui.core.sandboxes.local import bubblewrap_works
-from tui.core.supervisor import Supervisor, is_finished
+from tui.core.session import events as ev
+from tui.core.session.state import is_finished
 from tui.core.tools import files
 from tui.core.tools.toolset import Toolset
 
@@ -166,3 +170,85 @@ async def test_a_fault_inside_corral_ends_the_session_with_a_clear_reason(
     (result,) = results(events)
     assert result[0] and "not re-run" in result[1]
     assert supervisor.is_live(sid)  # the runner waits for the user, it did not die
+
+
+def test_file_tools_never_follow_a_directory_swapped_for_a_link(tmp_path: Path) -> None:
+    """The red team's race: something in the sandbox keeps swapping a directory and a link
+    to the host while the file tools work. Nothing outside may be read or written."""
+    from tui.core.errors import ToolError
+    from tui.core.tools.workspace import Workspace
+
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "x").write_text("host secret\n")
+    ws_root = tmp_path / "ws"
+    ws_root.mkdir()
+    (ws_root / "a").mkdir()
+    (ws_root / "a" / "x").write_text("inside\n")
+    os.symlink(outside, ws_root / "evil")
+    # Another process (as an agent's background job would be) keeps swapping `a`
+    # between the real directory and the link out; rename(2) makes each swap atomic.
+    # renameat2(RENAME_EXCHANGE) swaps the two names atomically, so `a` always exists.
+    swap = (
+        "import ctypes, os, sys\n"
+        "os.chdir(sys.argv[1])\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "while True:\n"
+        "    libc.renameat2(-100, b'a', -100, b'evil', 2)\n"
+    )
+    swapper = subprocess.Popen([sys.executable, "-c", swap, str(ws_root)])
+    ws = Workspace(ws_root)
+    leaked = []
+    try:
+        for n in range(400):
+            for call in (
+                lambda: files.read(ws, "a/x"),
+                lambda n=n: files.write(ws, f"a/w{n}", "pwned"),
+                lambda: files.edit(ws, "a/x", "secret", "owned"),
+                lambda: files.grep(ws, "secret", "a"),
+            ):
+                try:
+                    out = call()
+                except (ToolError, OSError):
+                    continue
+                if "host secret" in out:
+                    leaked.append(out)
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert leaked == []
+    assert sorted(p.name for p in outside.iterdir()) == ["x"]
+    assert (outside / "x").read_text() == "host secret\n"
+
+
+async def test_a_workspace_that_holds_the_data_dir_is_refused(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    from tui.core.errors import CorralError
+    from tui.core.session.spec import WorkspaceSpec
+
+    spec = make_spec(tmp_path, [{"text": "done"}])
+    for source in (supervisor.data_dir.parent, supervisor.data_dir / "workspaces"):
+        source.mkdir(exist_ok=True)
+        for mode in ("in_place", "copy"):
+            overlapping = replace(spec, workspace=WorkspaceSpec(source, mode))
+            with pytest.raises(CorralError, match="overlaps corral's data dir"):
+                await supervisor.create_session(overlapping)
+    assert await supervisor.store.list_sessions() == []
+
+
+async def test_a_diff_across_a_fifo_lists_it_as_not_captured(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    turns = [
+        {"text": "pipe", "tool_uses": [("bash", {"command": "mkfifo fifo && echo hi > f"})]},
+        {"text": "done"},
+    ]
+    sid, _ = await run(supervisor, tmp_path, turns)
+    cps = await supervisor.store.checkpoints(sid)
+    from tui.core.checkpoints.diff import compare
+
+    events = await supervisor.store.events(sid)
+    result = compare(supervisor.checkpointer, events, cps[0], cps[1])
+    assert {c.path for c in result.changes} == {"fifo", "f"}
+    assert "fifo" not in result.texts and "hi" in result.texts["f"]

@@ -6,18 +6,22 @@ import asyncio
 import json
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
-from tui.core import events as ev
-from tui.core.datadir import db_path
-from tui.core.settings import load_settings
-from tui.core.store import Store
-from tui.core.supervisor import is_finished
-from tui.core.views import TailLine
-from tui.ui.app import REPO_ROOT
+from tui.cli.sessions import demo_spec_list
+from tui.client.engine import EngineClient
+from tui.core.session import events as ev
+from tui.core.session.state import is_finished
+from tui.core.session.views import TailLine
+from tui.core.store.datadir import db_path
+from tui.core.store.settings import load_settings
+from tui.core.store.store import Store
+from tui.data import themes_dir
 from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.new_session import NewSessionScreen
 from tui.ui.screens.quit import QuitScreen
@@ -36,7 +40,7 @@ async def test_arrows_move_focus_and_enter_opens_a_session(data_dir: Path) -> No
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, app)
         panes = app.dashboard.panes()
-        assert [p.view.title for p in panes] == [
+        assert [p.snapshot.title for p in panes] == [
             "Dead end, then recover",
             "Fix the failing test",
             APPROVAL,
@@ -51,9 +55,9 @@ async def test_arrows_move_focus_and_enter_opens_a_session(data_dir: Path) -> No
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, SessionScreen), "session screen")
         screen = app.screen
-        assert isinstance(screen, SessionScreen) and screen.view.title == "Fix the failing test"
+        assert isinstance(screen, SessionScreen) and screen.snapshot.title == "Fix the failing test"
         await until(pilot, lambda: screen.query_one(Transcript).last_seq > 20, "transcript loaded")
-        assert screen.query_one(Transcript).last_seq == screen.view.state.last_seq
+        assert screen.query_one(Transcript).last_seq == screen.snapshot.state.last_seq
         await pilot.press("escape")
         assert not isinstance(app.screen, SessionScreen)
 
@@ -97,10 +101,10 @@ async def test_filter_narrows_panes_by_status_and_text(data_dir: Path) -> None:
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"approval")
-        assert [p.view.title for p in app.dashboard.panes()] == [APPROVAL]
+        assert [p.snapshot.title for p in app.dashboard.panes()] == [APPROVAL]
         app.dashboard.query_one("#filter", Input).value = "slug"
         await pilot.pause()
-        assert [p.view.title for p in app.dashboard.panes()] == ["Dead end, then recover"]
+        assert [p.snapshot.title for p in app.dashboard.panes()] == ["Dead end, then recover"]
         await pilot.press("escape")
         assert len(app.dashboard.panes()) == 3
         assert isinstance(app.focused, SessionPane)
@@ -112,13 +116,13 @@ async def test_allow_from_the_pane_with_one_key(data_dir: Path) -> None:
         await settle(pilot, app)
         target = pane(app, APPROVAL)
         assert target.has_class("-approval")
-        (tool_use_id,) = target.view.state.pending_approvals
+        (tool_use_id,) = target.snapshot.state.pending_approvals
         target.focus()
         await pilot.press("y")
         await until(
-            pilot, lambda: target.view.state.stop_type == ev.END_TURN, "end_turn after allow"
+            pilot, lambda: target.snapshot.state.stop_type == ev.END_TURN, "end_turn after allow"
         )
-        events = await app.store.events(target.view.id)
+        events = await app.client.events(target.snapshot.id)
         confirmation = next(e for e in events if e.type == ev.USER_TOOL_CONFIRMATION)
         assert confirmation.payload == {"tool_use_id": tool_use_id, "result": "allow"}
         await until(pilot, lambda: not target.has_class("-approval"), "highlight cleared")
@@ -135,8 +139,10 @@ async def test_deny_with_a_message_from_the_prompt(data_dir: Path) -> None:
         await until(pilot, lambda: isinstance(app.focused, Input), "message box focused")
         await pilot.press(*"not today")
         await pilot.press("enter")  # a message given: enter denies with it
-        await until(pilot, lambda: is_finished(target.view.state), "session finished after deny")
-        events = await app.store.events(target.view.id)
+        await until(
+            pilot, lambda: is_finished(target.snapshot.state), "session finished after deny"
+        )
+        events = await app.client.events(target.snapshot.id)
         confirmation = next(e for e in events if e.type == ev.USER_TOOL_CONFIRMATION)
         assert confirmation.payload["result"] == "deny"
         assert confirmation.payload["deny_message"] == "not today"
@@ -153,8 +159,60 @@ async def test_approve_from_the_session_screen(data_dir: Path) -> None:
         await until(pilot, lambda: isinstance(app.screen, SessionScreen), "session screen")
         assert app.screen.query_one(".session--header").has_class("-approval")
         await pilot.press("y")
-        view = app.screen.view
-        await until(pilot, lambda: view.state.stop_type == ev.END_TURN, "end_turn")
+        screen = app.screen
+        await until(pilot, lambda: screen.snapshot.state.stop_type == ev.END_TURN, "end_turn")
+
+
+async def test_the_command_palette_offers_the_focused_sessions_actions(data_dir: Path) -> None:
+    app = demo_app(data_dir)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, app)
+        target = pane(app, APPROVAL)
+        target.focus()
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        results = app.screen.query_one(CommandList)
+
+        def shown() -> list[str]:
+            return [str(results.get_option_at_index(i).prompt) for i in range(results.option_count)]
+
+        # Nothing typed: the session's commands are offered, approvals first.
+        await until(pilot, lambda: any(APPROVAL in p for p in shown()), "the session's commands")
+        offered = [p.split("\n")[0] for p in shown() if APPROVAL in p]
+        assert offered[:3] == [
+            f"{verb}: {APPROVAL}" for verb in ("Allow bash", "Deny bash", "Approve bash…")
+        ]
+        assert f"Cancel: {APPROVAL}" in offered and f"Timeline: {APPROVAL}" in offered
+        await pilot.press(*"allow bash")
+        await until(pilot, lambda: shown()[:1] and "Allow bash" in shown()[0], "the match")
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: target.snapshot.state.stop_type == ev.END_TURN, "end_turn after allow"
+        )
+
+
+async def test_an_app_on_a_data_dir_another_corral_runs_attaches_through_it(
+    data_dir: Path,
+) -> None:
+    # The other corral: an engine that runs this data dir's sessions (here, this process).
+    engine = await EngineClient.open(data_dir, script_speed=0)
+    await engine.attach()
+    try:
+        app = demo_app(data_dir, [])
+        async with app.run_test(size=(160, 48)) as pilot:
+            await until(pilot, app.ready.is_set, "the client to attach")
+            assert not app.client.runs_here
+            spec = next(s for s in demo_spec_list() if s.title == APPROVAL)
+            await engine.create(spec)
+            target = await only_pane(pilot, app)
+            await until(pilot, lambda: bool(target.snapshot.pending()), "the approval, via the log")
+            target.focus()
+            await pilot.press("y")  # answered by the other corral, through its inbox
+            await until(pilot, lambda: target.snapshot.state.stop_type == ev.END_TURN, "end_turn")
+            await pilot.press("q")  # nothing runs here: no question
+            await until(pilot, lambda: not app.is_running, "the app to quit", tries=100)
+    finally:
+        await engine.close()
 
 
 def slow_spec(tmp_path: Path, name: str = "slow", latency: int = 300, turns: int = 30):
@@ -173,14 +231,16 @@ async def test_pause_and_resume_from_the_keyboard(data_dir: Path, tmp_path: Path
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=200, turns=6)], script_speed=1.0)
     async with app.run_test(size=(160, 48)) as pilot:
         target = await only_pane(pilot, app)
-        await until(pilot, lambda: target.view.state.status == "running", "running")
+        await until(pilot, lambda: target.snapshot.state.status == "running", "running")
         await pilot.press("p")
-        await until(pilot, lambda: target.view.state.stop_type == ev.PAUSED, "paused", tries=400)
+        await until(
+            pilot, lambda: target.snapshot.state.stop_type == ev.PAUSED, "paused", tries=400
+        )
         # The pane repaints on its next coalesced refresh, not with the state itself.
         await until(pilot, lambda: target.has_class("-paused"), "the pane shows paused")
         await pilot.press("r")
         await until(
-            pilot, lambda: target.view.state.stop_type == ev.END_TURN, "end_turn", tries=600
+            pilot, lambda: target.snapshot.state.stop_type == ev.END_TURN, "end_turn", tries=600
         )
 
 
@@ -188,9 +248,9 @@ async def test_interrupt_from_the_keyboard(data_dir: Path, tmp_path: Path) -> No
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
     async with app.run_test(size=(160, 48)) as pilot:
         target = await only_pane(pilot, app)
-        await until(pilot, lambda: bool(target.view.streaming), "streaming text")
+        await until(pilot, lambda: bool(target.snapshot.streaming), "streaming text")
         await pilot.press("i")
-        await until(pilot, lambda: target.view.state.stop_type == ev.INTERRUPTED, "interrupted")
+        await until(pilot, lambda: target.snapshot.state.stop_type == ev.INTERRUPTED, "interrupted")
         await until(pilot, lambda: target.has_class("-interrupted"), "the pane shows interrupted")
 
 
@@ -201,10 +261,10 @@ async def test_new_session_from_the_picker(data_dir: Path) -> None:
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, NewSessionScreen), "picker")
         await pilot.press("down", "enter")  # the second spec in sessions/
-        await until(pilot, lambda: len(app.bridge.views) == 1, "one session")
-        view = next(iter(app.bridge.views.values()))
-        assert view.title == "Fix the failing test"
-        await until(pilot, lambda: is_finished(view.state), "finished")
+        await until(pilot, lambda: len(app.bridge.fleet.sessions) == 1, "one session")
+        (sid,) = app.bridge.fleet.sessions
+        assert app.bridge.fleet.sessions[sid].title == "Fix the failing test"
+        await until(pilot, lambda: is_finished(app.bridge.fleet.sessions[sid].state), "finished")
 
 
 async def test_theme_switch_is_remembered(data_dir: Path) -> None:
@@ -226,7 +286,7 @@ async def test_edited_theme_restyles_live_and_broken_one_is_refused(
     data_dir: Path, tmp_path: Path
 ) -> None:
     themes = tmp_path / "themes"
-    shutil.copytree(REPO_ROOT / "themes", themes)
+    shutil.copytree(themes_dir(), themes)
     app = demo_app(data_dir, [], themes_dir=themes, watch_themes=True)
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, app.ready.is_set, "the core to start")
@@ -261,10 +321,10 @@ async def test_quit_asks_then_leaves_or_stops_running_sessions(
         await until(pilot, app.ready.is_set, "the core to start")
         await until(
             pilot,
-            lambda: any(v.state.status == "running" for v in app.bridge.views.values()),
+            lambda: any(s.running for s in app.bridge.fleet.sessions.values()),
             "running",
         )
-        sid = next(iter(app.bridge.views))
+        sid = next(iter(app.bridge.fleet.sessions))
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen), "quit question")
         # The key makes the app exit: post it rather than wait on an app that is going.
@@ -291,31 +351,32 @@ async def test_panes_coalesce_bursts(data_dir: Path, tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, app.ready.is_set, "the core to start")
         spec = make_spec(tmp_path, [{"text": "x"}], name="burst")
-        await app.supervisor.create_session(spec)
+        await app.client.create(spec)
         await until(pilot, lambda: len(app.dashboard.panes()) == 1, "pane")
         target = app.dashboard.panes()[0]
-        await until(pilot, lambda: is_finished(target.view.state), "finished")
+        await until(pilot, lambda: is_finished(target.snapshot.state), "finished")
         repaints = 0
-        original = target.show
+        original = target.paint
 
-        def counting_show(now, force=False):  # type: ignore[no-untyped-def]
+        def counting_paint(force=False):  # type: ignore[no-untyped-def]
             nonlocal repaints
             repaints += 1
-            original(now, force=force)
+            original(force=force)
 
-        target.show = counting_show  # type: ignore[method-assign]
-        sid = target.view.id
+        target.paint = counting_paint  # type: ignore[method-assign]
+        sid = target.snapshot.id
+        store = app.client.store  # type: ignore[attr-defined]  # the engine's, in this process
         await asyncio.gather(
-            *(app.store.append(ev.agent_message(sid, f"burst {n}")) for n in range(500))
+            *(store.append(ev.agent_message(sid, f"burst {n}")) for n in range(500))
         )
-        await until(pilot, lambda: target.view.tail[-1].text == "burst 499", "burst shown")
+        await until(pilot, lambda: target.snapshot.tail[-1].text == "burst 499", "burst shown")
         await pilot.pause(0.2)
         assert repaints <= 10
-        assert len(target.view.tail) <= 200  # the tail stays capped
+        assert len(target.snapshot.tail) <= 200  # the tail stays capped
 
 
 def test_no_json_secret_in_settings(data_dir: Path) -> None:
-    from tui.core.settings import save_setting
+    from tui.core.store.settings import save_setting
 
     save_setting(data_dir, "theme", "corral-light")
     assert json.loads((data_dir / "settings.json").read_text()) == {"theme": "corral-light"}
@@ -327,11 +388,10 @@ async def test_a_streaming_line_is_never_cut_off_the_bottom_of_a_pane(
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
     async with app.run_test(size=(160, 48)) as pilot:
         target = await only_pane(pilot, app)
-        await until(pilot, lambda: bool(target.view.streaming), "streaming text")
-        for i in range(12):  # more finished lines than the tail has rows
-            target.view.tail.append(TailLine("agent", f"line {i}"))
-        target.view.version += 1
-        target.show(app.now())
+        await until(pilot, lambda: bool(target.snapshot.streaming), "streaming text")
+        snap = target.snapshot
+        lines = tuple(TailLine("agent", f"line {i}") for i in range(12))  # more than fit
+        target.snapshot = replace(snap, tail=snap.tail + lines, version=snap.version + 1)
         await pilot.pause()
         shown = str(target._tail.content).splitlines()
         assert len(shown) <= target._tail.size.height

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tui.core import events as ev
-from tui.core.archive import ArchiveError, export_session, import_session
-from tui.core.datadir import db_path, workspaces_dir
+from tui.core.checkpoints.archive import ArchiveError, export_session, import_session
+from tui.core.engine.supervisor import Supervisor
 from tui.core.errors import CorralError
-from tui.core.store import Store
-from tui.core.supervisor import Supervisor, finished_after
+from tui.core.session import events as ev
+from tui.core.session.state import finished_after
+from tui.core.store.datadir import db_path, workspaces_dir
+from tui.core.store.store import Store
 
 from .bundle_tools import read_parts, write_parts
 from .conftest import running_supervisor

@@ -7,11 +7,12 @@ import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
-from tui.core import events as ev
-from tui.core.budget import DAILY
-from tui.core.estimate import estimate_spec
-from tui.core.settings import save_setting
-from tui.core.supervisor import Supervisor, finished_after, is_finished
+from tui.core.engine.supervisor import Supervisor
+from tui.core.money.budget import DAILY
+from tui.core.money.estimate import estimate_spec
+from tui.core.session import events as ev
+from tui.core.session.state import finished_after, is_finished
+from tui.core.store.settings import save_setting
 
 from .conftest import make_spec
 

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from tui.core import events as ev
-from tui.core.checkpoint_diff import compare
-from tui.core.checkpoints import START, TOOL, TURN, Checkpointer
-from tui.core.gc import apply_gc, plan_gc
-from tui.core.history import dead_end_spend, path_seqs, visible
-from tui.core.manifests import ManifestStore
-from tui.core.snapshot import StatCache, scan
-from tui.core.supervisor import Supervisor, finished_after, is_finished
+from tui.core.checkpoints.checkpointer import Checkpointer
+from tui.core.checkpoints.diff import compare
+from tui.core.checkpoints.gc import apply_gc, plan_gc
+from tui.core.checkpoints.manifests import ManifestStore
+from tui.core.checkpoints.records import START, TOOL, TURN
+from tui.core.checkpoints.scan import StatCache, scan
+from tui.core.engine.supervisor import Supervisor
+from tui.core.money.spend import dead_end_spend
+from tui.core.session import events as ev
+from tui.core.session.branches import path_seqs, visible
+from tui.core.session.state import finished_after, is_finished
 
 from .conftest import make_spec
 
@@ -94,8 +97,8 @@ async def test_rewind_undoes_what_bash_did_and_twice_is_byte_identical(
     sid, workspace = await run_session(supervisor, tmp_path)
     checkpoints = await supervisor.store.checkpoints(sid)
     first = checkpoints[1]  # after `sed -i`, before the rest
-    preview = await supervisor.rewind_preview(sid, first.id)
-    assert {c.path for c in preview[2]} >= {"b.txt", "link", "out", "notes/plan.md"}
+    preview = await supervisor.checkpointer.pending_changes(workspace, first.manifest)
+    assert {c.path for c in preview} >= {"b.txt", "link", "out", "notes/plan.md"}
     await supervisor.rewind(sid, first.id)
     once = tree(workspace)
     assert once["a.txt"] == ("file", "0o644", b"ONE\ntwo\n")  # the sed stayed
@@ -173,7 +176,7 @@ async def test_diff_between_checkpoints(supervisor: Supervisor, tmp_path: Path) 
     events = await supervisor.store.events(sid)
     result = compare(supervisor.checkpointer, events, cps[0], cps[1])
     assert [(c.path, c.kind) for c in result.changes] == [("a.txt", "changed")]
-    text = result.unified(supervisor.checkpointer, "a.txt")
+    text = result.texts["a.txt"]
     assert "-one\n" in text and "+ONE\n" in text
     assert result.cost == cps[1].model_cost - cps[0].model_cost
     assert any(e.type == ev.AGENT_TOOL_USE for e in result.events)
@@ -231,8 +234,8 @@ async def test_gc_removes_only_what_no_checkpoint_needs(
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../x", "a//b", "./a"])
 def test_a_manifest_path_that_leaves_the_workspace_is_refused(tmp_path: Path, bad: str) -> None:
+    from tui.core.checkpoints.manifests import validate
     from tui.core.errors import StoreError
-    from tui.core.manifests import validate
 
     with pytest.raises(StoreError, match=r"leaves the workspace|not a workspace path"):
         validate({bad: ("d", 0o755)}, "0" * 64)
@@ -243,8 +246,8 @@ def test_a_manifest_that_inflates_too_far_is_refused(
 ) -> None:
     import zlib
 
-    from tui.core import manifests
-    from tui.core.blobs import BlobStore
+    from tui.core.checkpoints import manifests
+    from tui.core.checkpoints.blobs import BlobStore
     from tui.core.errors import StoreError
 
     monkeypatch.setattr(manifests, "MAX_MANIFEST", 10_000)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tui.core import events as ev
-from tui.core import runner
-from tui.core.bus import Delta
-from tui.core.pricing import default_pricing
-from tui.core.supervisor import Supervisor, finished_after, is_finished
+from tui.core.engine import stops as runner
+from tui.core.engine.supervisor import Supervisor
+from tui.core.money.pricing import default_pricing
+from tui.core.session import events as ev
+from tui.core.session.state import finished_after, is_finished
+from tui.core.store.bus import Delta
 
 from .conftest import make_spec
 from .fake_anthropic import FakeMessagesAPI, cut, error, message

@@ -10,7 +10,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from tui.core.pricing import default_pricing
+from tui.core.money.pricing import default_pricing
+from tui.data import sessions_dir
 
 from .conftest import REPO, write_script
 
@@ -102,7 +103,7 @@ def test_demo_workspaces_really_changed(tmp_path: Path) -> None:
     report = Path(sessions["Rebuild a report (asks first)"]["workspace"]) / "out" / "report.md"
     assert "Total: 3610 → 4065" in report.read_text()
     # The bundled workspace itself is untouched: sessions work on copies.
-    assert "(len(values) - 1)" in (REPO / "sessions/workspaces/calc/calc.py").read_text()
+    assert "(len(values) - 1)" in (sessions_dir() / "workspaces/calc/calc.py").read_text()
 
 
 def approval_spec(tmp_path: Path) -> Path:
@@ -134,7 +135,7 @@ def test_approve_from_another_process_reaches_the_running_session(tmp_path: Path
         sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
         sent = corral("approve", sid, tool_use_id, data_dir=data)
         assert sent.returncode == 0, sent.stderr
-        assert "done by the running corral" in sent.stdout
+        assert "done by the corral running" in sent.stdout
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()

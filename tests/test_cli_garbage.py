@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tui import cli
+from tui.cli import dispatch as cli
 
 from .conftest import REPO
 

@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from tui.core import events as ev
-from tui.core.datadir import db_path
-from tui.core.history import visible
-from tui.core.store import Store
+from tui.core.session import events as ev
+from tui.core.session.branches import visible
+from tui.core.store.datadir import db_path
+from tui.core.store.store import Store
 
 from .conftest import write_script
 from .test_checkpoints import tree

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.core import events as ev
+from tui.core.engine.supervisor import Supervisor
 from tui.core.errors import SandboxError
 from tui.core.sandboxes.docker import (
     LABEL_SESSION,
@@ -21,8 +21,9 @@ from tui.core.sandboxes.docker import (
     orphan_containers,
     remove_containers,
 )
-from tui.core.spec import EnvironmentSpec, Limits
-from tui.core.supervisor import Supervisor, finished_after, is_finished
+from tui.core.session import events as ev
+from tui.core.session.spec import EnvironmentSpec, Limits
+from tui.core.session.state import finished_after, is_finished
 
 from .conftest import make_spec
 

@@ -15,7 +15,7 @@ from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Collapsible, DataTable, TabbedContent
 
-from tui.core.supervisor import is_settled
+from tui.core.session.state import is_settled
 from tui.ui.app import CorralApp, markup_literal
 from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.checkpoint_diff import CheckpointDiffScreen
@@ -116,8 +116,12 @@ def assert_inert(app: CorralApp) -> str:
 
 async def settled_pane(pilot: Pilot, app: CorralApp) -> SessionPane:
     target = await only_pane(pilot, app)
-    await until(pilot, lambda: is_settled(target.view.state), "the session to settle")
-    await until(pilot, lambda: target._shown_version == target.view.version, "the pane repaints")
+    await until(pilot, lambda: is_settled(target.snapshot.state), "the session to settle")
+    await until(
+        pilot,
+        lambda: target.snapshot is app.bridge.fleet.sessions[target.session_id],
+        "the pane repaints",
+    )
     await pilot.pause()
     return target
 
@@ -148,7 +152,9 @@ async def test_transcript_shows_hostile_text_inert(data_dir: Path, tmp_path: Pat
         await until(pilot, lambda: isinstance(app.screen, SessionScreen), "session screen")
         screen = app.screen
         transcript = screen.query_one(Transcript)
-        await until(pilot, lambda: transcript.last_seq == screen.view.state.last_seq, "transcript")
+        await until(
+            pilot, lambda: transcript.last_seq == screen.snapshot.state.last_seq, "transcript"
+        )
         for collapsible in transcript.query(Collapsible):
             collapsible.collapsed = False  # commands, inputs and outputs on screen too
         await pilot.pause()
@@ -175,7 +181,7 @@ async def test_approval_prompt_and_toast_show_hostile_text_inert(
     app = hostile_app(data_dir, tmp_path, bash="always_ask")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         target = await settled_pane(pilot, app)
-        assert target.view.pending(), "bash waits for approval"
+        assert target.snapshot.pending(), "bash waits for approval"
         # The toast that says so names the session: its title is shown as written.
         shown = assert_inert(app)
         assert "Approval needed" in shown
@@ -218,7 +224,7 @@ async def test_timeline_diff_and_rewind_show_hostile_text_inert(
     app = hostile_app(data_dir, tmp_path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         target = await settled_pane(pilot, app)
-        await app.supervisor.checkpoint(target.view.id, f"label {ESC}[2J{CLICK}x[/]")
+        await app.client.checkpoint(target.snapshot.id, f"label {ESC}[2J{CLICK}x[/]")
         target.focus()
         await pilot.press("h")
         await until(pilot, lambda: isinstance(app.screen, TimelineScreen), "timeline")

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui import cli
-from tui.core import events as ev
-from tui.core.archive import ArchiveError, export_session, import_session
-from tui.core.checkpoints import Checkpointer
-from tui.core.datadir import blobs_dir, db_path, workspaces_dir
-from tui.core.store import Store
+from tui.cli import dispatch as cli
+from tui.core.checkpoints.archive import ArchiveError, export_session, import_session
+from tui.core.checkpoints.checkpointer import Checkpointer
+from tui.core.session import events as ev
+from tui.core.store.datadir import blobs_dir, db_path, workspaces_dir
+from tui.core.store.store import Store
 
 from .bundle_tools import Parts, read_parts, write_parts
 from .conftest import make_spec, running_supervisor
@@ -400,3 +400,71 @@ async def test_import_refuses_a_session_already_here_without_touching_it(
             await import_session(store, checkpointer, bundle, workspaces_dir(data))
     finally:
         await store.close()
+
+
+def test_a_fork_of_an_unaccepted_import_waits_for_acceptance_too(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert cli.main(["--data-dir", str(data), "import", str(bundle)]) == 0
+    sid = capsys.readouterr().out.split("imported ")[1].split(":")[0]
+    assert cli.main(["--data-dir", str(data), "fork", sid, "#1"]) == 0
+    fork = capsys.readouterr().out.split("forked ")[1].split(";")[0]
+    assert cli.main(["--data-dir", str(data), "send", fork, "run it"]) != 0
+    assert "not accepted" in capsys.readouterr().err
+    # Ending an import needs no acceptance: nothing of it runs.
+    assert cli.main(["--data-dir", str(data), "cancel", sid]) == 0
+    assert cli.main(["--data-dir", str(data), "ls", "--json"]) == 0
+    states = {s["id"]: s["status"] for s in json.loads(capsys.readouterr().out)}
+    assert states[sid] == "terminated" and states[fork] == "idle"
+
+
+def test_links_that_climb_out_through_other_links_are_refused(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def chain(parts: Parts) -> None:
+        # Each text resolves inside on its own; followed through each other they climb out.
+        entries: dict[str, list[Any]] = {
+            "d": ["d", 0o755],
+            "d/e": ["l", ".."],
+            "d/f": ["l", "e/.."],
+            "d/passwd": ["l", "f/etc/passwd"],
+        }
+        parts.checkpoints[-1]["manifest"] = parts.add_manifest(entries)
+
+    source = edited(bundle, tmp_path / "chain.corral", chain)
+    data = tmp_path / "data"
+    assert cli.main(["--data-dir", str(data), "import", str(source)]) != 0
+    assert "leads out of the workspace" in capsys.readouterr().err
+    assert leftovers(data) == set()
+
+
+def test_events_from_the_future_are_refused(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = edited(
+        bundle,
+        tmp_path / "future.corral",
+        edit_first(
+            ev.SPAN_MODEL_REQUEST_END, lambda e: e.update(processed_at="9999-12-31T00:00:00+00:00")
+        ),
+    )
+    data = tmp_path / "data"
+    assert cli.main(["--data-dir", str(data), "import", str(source)]) != 0
+    assert "in the future" in capsys.readouterr().err
+
+
+def test_export_never_replaces_something_that_is_not_a_file(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    assert cli.main(["--data-dir", str(data), "import", str(bundle)]) == 0
+    sid = capsys.readouterr().out.split("imported ")[1].split(":")[0]
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    directory = tmp_path / "adir"
+    directory.mkdir()
+    for target in (fifo, directory):
+        assert cli.main(["--data-dir", str(data), "export", sid, "-o", str(target)]) != 0
+        assert "not a regular file" in capsys.readouterr().err
+    assert os.path.exists(fifo) and directory.is_dir()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.widgets import Input, Label
 
-from tui.core import events as ev
+from tui.core.session import events as ev
 from tui.ui.screens.budget import BudgetScreen
 
 from .app_helpers import demo_app, only_pane, settle, until
@@ -19,7 +19,7 @@ async def test_raise_the_budget_from_the_app(data_dir: Path, tmp_path: Path) -> 
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, app, count=1)
         pane = await only_pane(pilot, app)
-        assert pane.view.state.stop_type == ev.BUDGET_REACHED
+        assert pane.snapshot.state.stop_type == ev.BUDGET_REACHED
         pane.focus()
         await pilot.press("b")
         await until(pilot, lambda: isinstance(app.screen, BudgetScreen), "budget prompt")
@@ -31,5 +31,7 @@ async def test_raise_the_budget_from_the_app(data_dir: Path, tmp_path: Path) -> 
         assert isinstance(app.screen, BudgetScreen)
         field.value = "1.00"
         await pilot.press("enter")
-        await until(pilot, lambda: pane.view.state.stop_type == ev.END_TURN, "end_turn", tries=400)
-        assert pane.view.state.usage.requests == 5
+        await until(
+            pilot, lambda: pane.snapshot.state.stop_type == ev.END_TURN, "end_turn", tries=400
+        )
+        assert pane.snapshot.state.usage.requests == 5

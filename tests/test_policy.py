@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.core.policy import Policy, Rule, RuleError, ToolPolicy, check_rule
+from tui.core.permissions.policy import Policy, Rule, RuleError, ToolPolicy, check_rule
 
 DANGER = "rm -rf *"
 

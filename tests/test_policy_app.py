@@ -10,17 +10,19 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select
 
-from tui.cli import demo_spec_list
-from tui.core import events as ev
-from tui.core.profiles import load_profile
-from tui.core.simulator import simulate, suggest
-from tui.core.supervisor import Supervisor, is_finished
+from tui.cli.sessions import demo_spec_list
+from tui.core.engine.supervisor import Supervisor
+from tui.core.permissions.profiles import load_profile
+from tui.core.permissions.simulator import simulate, suggest
+from tui.core.session import events as ev
+from tui.core.session.state import is_finished
+from tui.data import policies_dir
 from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.policy_editor import PolicyEditorScreen
 from tui.ui.widgets.rule_table import RuleTable
 
 from .app_helpers import demo_app, only_pane, settle, until
-from .conftest import REPO, make_spec
+from .conftest import make_spec
 
 SIZE = (160, 48)
 
@@ -46,7 +48,7 @@ async def test_a_rule_edited_in_the_app_decides_the_running_sessions_next_tool_u
     app = demo_app(data_dir, [slow_echoes(tmp_path)], script_speed=1.0)
     async with app.run_test(size=SIZE) as pilot:
         pane = await only_pane(pilot, app)
-        await until(pilot, lambda: pane.view.state.usage.requests >= 1, "first request")
+        await until(pilot, lambda: pane.snapshot.state.usage.requests >= 1, "first request")
         editor = await open_editor(pilot, app)
         assert editor.tool == "bash"
         editor.query_one("#decision", Select).value = "deny"
@@ -64,7 +66,7 @@ async def test_a_rule_edited_in_the_app_decides_the_running_sessions_next_tool_u
             pilot, lambda: editor.saved.to_data() == editor.policy.to_data(), "saved to the session"
         )
         await pilot.press("escape")
-        await until(pilot, lambda: pane.view.state.stop_type == ev.END_TURN, "end", tries=600)
+        await until(pilot, lambda: pane.snapshot.state.stop_type == ev.END_TURN, "end", tries=600)
     events = await _events(data_dir, sid)
     edit = next(e for e in events if e.type == ev.SESSION_POLICY)
     assert "bash: + deny 'echo *'" in edit.payload["change"]
@@ -78,12 +80,12 @@ async def test_a_rule_edited_in_the_app_decides_the_running_sessions_next_tool_u
 
 
 def first_pending(pane) -> object:  # type: ignore[no-untyped-def]
-    return next(iter(pane.view.state.pending_approvals.values()))["input"]
+    return next(iter(pane.snapshot.state.pending_approvals.values()))["input"]
 
 
 async def _events(data_dir: Path, sid: str) -> list[ev.Event]:
-    from tui.core.datadir import db_path
-    from tui.core.store import Store
+    from tui.core.store.datadir import db_path
+    from tui.core.store.store import Store
 
     store = await Store.open(db_path(data_dir))
     try:
@@ -105,7 +107,7 @@ async def test_always_allow_from_an_approval_becomes_a_precise_rule(
     app = demo_app(data_dir, [spec])
     async with app.run_test(size=SIZE) as pilot:
         pane = await only_pane(pilot, app)
-        await until(pilot, lambda: bool(pane.view.pending()), "an approval")
+        await until(pilot, lambda: bool(pane.snapshot.pending()), "an approval")
         pane.focus()
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "prompt")
@@ -115,11 +117,11 @@ async def test_always_allow_from_an_approval_becomes_a_precise_rule(
         # The second pytest runs without asking; `make clean` still asks.
         await until(
             pilot,
-            lambda: len(pane.view.pending()) == 1 and "make" in str(first_pending(pane)),
+            lambda: len(pane.snapshot.pending()) == 1 and "make" in str(first_pending(pane)),
             "the next approval is for make",
             tries=400,
         )
-        sid = pane.view.id
+        sid = pane.snapshot.id
     events = await _events(data_dir, sid)
     uses = [e for e in events if e.type == ev.AGENT_TOOL_USE]
     assert [u.payload["evaluated_permission"] for u in uses] == ["ask", "allow", "ask"]
@@ -165,7 +167,7 @@ async def test_simulator_and_suggest_on_a_recorded_demo_session(
     events = await supervisor.store.events(sid)
     workspace = Path((await supervisor.store.get_session(sid)).workspace)
 
-    careful = load_profile(REPO / "policies" / "careful.toml")
+    careful = load_profile(policies_dir() / "careful.toml")
     rows = simulate(careful, {sid: (events, workspace)})
     by_subject = {r.subject: r for r in rows}
     assert by_subject["rm -rf out && python3 build_report.py"].simulated == "deny"

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tui.core import snapshot
-from tui.core.blobs import BlobStore
+from tui.core.checkpoints import scan as snapshot
+from tui.core.checkpoints.blobs import BlobStore
+from tui.core.checkpoints.manifests import Manifest, validate
+from tui.core.checkpoints.restore import RestoreError, restore
+from tui.core.checkpoints.scan import ScanLimits, StatCache, scan
 from tui.core.errors import StoreError
-from tui.core.manifests import Manifest, validate
-from tui.core.restore import RestoreError, restore
-from tui.core.snapshot import ScanLimits, StatCache, scan
 
 NAMES = ["a", "b", "c d", "x\\y", "new\nline", "caf\udcc3", "-"]
 LINK_TARGETS = ["..", "../..", "../../canary.txt", "/", "/tmp", "a", "a/..", "b/../..", "."]
@@ -268,3 +268,28 @@ def test_a_file_that_vanishes_mid_scan_is_just_not_there(
     monkeypatch.setattr(snapshot.os, "lstat", vanishing_lstat)
     manifest, _ = scan(ws, StatCache(), BlobStore(tmp_path / "blobs"))
     assert set(manifest) == {"a", "c"}
+
+
+def test_removing_a_wide_tree_holds_few_descriptors(tmp_path: Path) -> None:
+    """A rewind that removes thousands of directories must not run out of fds (it held
+    one per directory before), and a tree too deep to remove says so in one line."""
+    import resource
+
+    from tui.core.checkpoints.restore import remove_tree
+
+    wide = tmp_path / "wide"
+    for i in range(1500):
+        (wide / f"d{i}" / "x").mkdir(parents=True)
+    (wide / "out").symlink_to(tmp_path)  # a link is unlinked, never followed
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    parent = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        remove_tree(parent, "wide")
+        assert not wide.exists() and tmp_path.exists()
+        (tmp_path / "deep" / "/".join(["w"] * 250)).mkdir(parents=True)
+        with pytest.raises(RestoreError, match="deep"):
+            remove_tree(parent, "deep")
+    finally:
+        os.close(parent)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -21,7 +21,7 @@ from tui.core.sandboxes import limits as limits_module
 from tui.core.sandboxes.limits import CGROUP_V2, NO_MECHANISM, SYSTEMD, Mechanism
 from tui.core.sandboxes.local import LocalSandbox, bubblewrap_works
 from tui.core.sandboxes.registry import open_sandbox
-from tui.core.spec import EnvironmentSpec, Limits
+from tui.core.session.spec import EnvironmentSpec, Limits
 
 from .conftest import REPO, write_script
 

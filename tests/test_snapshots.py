@@ -8,7 +8,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tui.core import events as ev
+from tui.core.session import events as ev
 
 from .app_helpers import demo_app, pane, settle, until
 
@@ -67,10 +67,10 @@ def test_session_screen(snap_compare, data_dir: Path) -> None:  # type: ignore[n
         screen = pilot.app.screen
         await until(
             pilot,
-            lambda: screen.query_one("Transcript").last_seq == screen.view.state.last_seq,
+            lambda: screen.query_one("Transcript").last_seq == screen.snapshot.state.last_seq,
             "transcript",
         )
-        assert screen.view.state.stop_type == ev.END_TURN
+        assert screen.snapshot.state.stop_type == ev.END_TURN
         await pilot.pause(0.2)
 
     assert snap_compare(demo_app(data_dir), terminal_size=SIZE, run_before=run_before)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tui.core.errors import SpecError
-from tui.core.spec import load_spec
+from tui.core.session.spec_reader import load_spec
+from tui.data import sessions_dir
 
 from .conftest import REPO, write_script
 
@@ -173,7 +174,7 @@ def test_cli_refuses_malformed_spec_in_one_line(spec_dir: Path, tmp_path: Path) 
 
 
 def test_bundled_specs_all_load() -> None:
-    paths = sorted((REPO / "sessions").glob("*.toml"))
+    paths = sorted(sessions_dir().glob("*.toml"))
     assert len(paths) >= 3
     for path in paths:
         load_spec(path)

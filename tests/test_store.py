@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tui.core import events as ev
-from tui.core.datadir import db_path
+from tui.core.clock import utc_now
 from tui.core.errors import NotFoundError, StoreBusyError, StoreError
-from tui.core.ids import utc_now
-from tui.core.schema import SCHEMA_VERSION
-from tui.core.store import SessionRecord, Store
+from tui.core.session import events as ev
+from tui.core.session.records import SessionRecord
+from tui.core.store.datadir import db_path
+from tui.core.store.schema import SCHEMA_VERSION
+from tui.core.store.store import Store
 
 
 def record(sid: str) -> SessionRecord:

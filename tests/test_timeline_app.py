@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from tui.core import events as ev
+from tui.core.session import events as ev
 from tui.ui.screens.checkpoint_diff import CheckpointDiffScreen
 from tui.ui.screens.confirm_rewind import ConfirmRewindScreen
 from tui.ui.screens.timeline import TimelineScreen
@@ -34,7 +34,7 @@ async def test_rewind_from_the_timeline_asks_then_restores(data_dir: Path, tmp_p
     app = demo_app(data_dir, [make_spec(tmp_path, TURNS, workspace=seed(tmp_path))])
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_timeline(pilot, app)
-        workspace = Path(screen.view.record.workspace)
+        workspace = Path(screen.snapshot.record.workspace)
         assert "link" in tree(workspace)
         table = screen.query_one(CheckpointTable)
         await pilot.press("up", "up", "up")  # from the newest (#5) to #2
@@ -58,7 +58,7 @@ async def test_rewind_from_the_timeline_asks_then_restores(data_dir: Path, tmp_p
         )
         assert tree(workspace)["b.txt"] == ("file", "0o644", b"bee\n")
         assert "link" not in tree(workspace)
-        assert app.bridge.views[screen.session_id].state.stop_type == ev.PAUSED
+        assert app.bridge.fleet.sessions[screen.session_id].state.stop_type == ev.PAUSED
         current = [r.current for r in screen.timeline.rows]  # type: ignore[union-attr]
         assert current == [True, True, False, False, False]
 
@@ -75,8 +75,8 @@ async def test_diff_and_fork_from_the_timeline(data_dir: Path, tmp_path: Path) -
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen, "back")
         await pilot.press("f")
-        await until(pilot, lambda: len(app.bridge.views) == 2, "the fork's pane")
-        fork = next(v for v in app.bridge.views.values() if v.id != screen.session_id)
+        await until(pilot, lambda: len(app.bridge.fleet.sessions) == 2, "the fork's pane")
+        fork = next(s for s in app.bridge.fleet.sessions.values() if s.id != screen.session_id)
         assert fork.title.endswith("(fork)")
         assert tree(Path(fork.record.workspace))["a.txt"] == ("file", "0o644", b"ONE\ntwo\n")
 

@@ -1,4 +1,6 @@
-"""The headless engine: specs, store, supervisor, runner, providers, sandboxes.
+"""The domain, headless: sessions and their events, the store, the engine that runs them,
+checkpoints, permissions, money, model providers, sandboxes and tools.
 
-Nothing in this package imports Textual; the UI subscribes to it from ``tui.ui``.
+Nothing here imports Textual or Rich (a test checks); the app reaches it through
+``tui.client``.
 """

@@ -1,4 +1,4 @@
-"""Identifiers and timestamps.
+"""Identifiers.
 
 Ids sort by creation time (a millisecond clock followed by randomness), so an
 index on them stays append-friendly and a listing by id reads in time order.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 
 def new_id(prefix: str) -> str:
@@ -27,33 +25,6 @@ def session_id() -> str:
 
 def event_id() -> str:
     return new_id("sevt")
-
-
-def _system_now() -> datetime:
-    return datetime.now(UTC)
-
-
-_clock: Callable[[], datetime] = _system_now
-
-
-def utc_now() -> datetime:
-    """The time every event and record is stamped with (timezone-aware UTC)."""
-    return _clock()
-
-
-def utc_day_start() -> datetime:
-    """Midnight UTC of the current day: where the daily cap's count starts."""
-    return utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def set_clock(clock: Callable[[], datetime] | None) -> None:
-    """Replace the clock (snapshot tests freeze it); None restores the system clock."""
-    global _clock
-    _clock = clock or _system_now
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def checkpoint_id() -> str:

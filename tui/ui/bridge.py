@@ -1,126 +1,215 @@
-"""The one place core events become Textual messages.
+"""The one place the core's events become Textual messages.
 
-A worker reads the bus, updates the session views, and posts ``Changed`` at most
-every ``FLUSH_S``; queued ``Changed`` messages replace each other (``can_replace``),
-so a burst from 16 sessions is one repaint per pane, not thousands.
+A worker reads the client's feed and folds each event into the bridge's own
+``SessionView`` (state, tail, streaming text). At most every ``FLUSH_S`` it freezes the
+sessions that changed into snapshots and posts one ``Changed`` carrying the whole
+``Fleet`` to every screen on the stack; a queued ``Changed`` is superseded by the next
+(``can_replace``), which is lossless because each carries everything. A burst from 16
+streaming sessions is one repaint per pane, not thousands of messages.
+
+Screens handle ``Changed`` themselves; the app hears only what it tells the user
+(``ApprovalRequested``, ``Notice``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from tui.core import events as ev
-from tui.core.bus import Delta, Subscription
+from tui.client.protocol import CorralClient, Feed
 from tui.core.errors import CorralError
-from tui.core.store import Store
-from tui.core.views import SessionView
+from tui.core.printable import printable_line
+from tui.core.session import events as ev
+from tui.core.session.views import SessionView, SpendHistory, Totals, totals
+from tui.core.store.bus import Delta, Item
+from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot, copy_state
 
 if TYPE_CHECKING:
     from textual.app import App
+    from textual.screen import Screen
 
 FLUSH_S = 0.05  # at most 20 repaints a second
 TAIL_ON_LOAD = 60
 
 
 class CoreBridge:
-    class Changed(Message):
-        """Some sessions changed; the app takes them with ``CoreBridge.take_changes``."""
+    class Changed(Message, bubble=False):
+        """Sessions changed (or the clock moved on): the whole fleet as it now stands."""
+
+        def __init__(self, fleet: Fleet) -> None:
+            super().__init__()
+            self.fleet = fleet
 
         def can_replace(self, message: Message) -> bool:
+            # The newer message carries every session, so it may stand for this one.
             return isinstance(message, CoreBridge.Changed)
 
     class ApprovalRequested(Message):
-        def __init__(self, view: SessionView, tool_use_id: str) -> None:
+        def __init__(self, session_id: str, title: str, tool_name: str, tool_use_id: str) -> None:
             super().__init__()
-            self.view = view
+            self.session_id = session_id
+            self.title = title
+            self.tool_name = tool_name
             self.tool_use_id = tool_use_id
 
     class Notice(Message):
         """Something the user should see once: a budget warning or stop, an error."""
 
-        def __init__(self, view: SessionView, text: str, severity: str) -> None:
+        def __init__(self, title: str, text: str, severity: str) -> None:
             super().__init__()
-            self.view = view
+            self.title = title
             self.text = text
             self.severity = severity
 
-    def __init__(self, app: App, store: Store) -> None:
+    def __init__(self, app: App, client: CorralClient, clock: Callable[[], datetime]) -> None:
         self.app = app
-        self.store = store
-        self.views: dict[str, SessionView] = {}
+        self.client = client
+        self.clock = clock
+        self.fleet = EMPTY_FLEET  # the last one posted
+        self.spend = SpendHistory()
+        self._views: dict[str, SessionView] = {}  # in the order the sessions were made
+        self._seen: dict[str, int] = {}  # session -> the last seq folded in
+        self._snapshots: dict[str, SessionSnapshot] = {}
         self._dirty: set[str] = set()
-        self._new: list[str] = []
         self._flush_scheduled = False
-        self._sub: Subscription | None = None
+        self._feed: Feed | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Everything read from the feed has been posted."""
+        return not self._dirty and not self._flush_scheduled
+
+    # -- loading -----------------------------------------------------------------------
+
+    async def subscribe(self) -> None:
+        """Subscribe before anything can start, so no event is missed."""
+        self._feed = await self.client.subscribe(deltas=True)
+        # A screen pushed between two flushes is handed the newest fleet at once.
+        self.app.screen_change_signal.subscribe(self.app, self._screen_changed)
 
     async def load(self) -> None:
-        """Views for every stored session, each with the tail of its log."""
-        for record in await self.store.list_sessions():
+        """Views for every stored session (in the order made), each with its log's tail."""
+        records = await self.client.sessions()
+        # Title breaks ties: a frozen test clock gives every session the same time.
+        for record in sorted(records, key=lambda r: (r.created_at, printable_line(r.title))):
             await self._add(record.id)
-        self._new.clear()
+        self._flush()
 
     async def _add(self, session_id: str) -> SessionView:
-        record = await self.store.get_session(session_id)
-        state = await self.store.state(session_id)
+        record = await self.client.session(session_id)
+        # The bridge folds events into a state of its own: the client's may be a live
+        # object of the engine (which the UI must not hold) or a projection that never moves.
+        state = copy_state(await self.client.state(session_id))
         view = SessionView(record, state)
         start = max(0, state.last_seq - TAIL_ON_LOAD)
-        for event in await self.store.events(session_id, after_seq=start):
-            view.apply(event)
-        self.views[session_id] = view
-        self._new.append(session_id)
+        self._seen[session_id] = 0
+        self._views[session_id] = view
+        for event in await self.client.events(session_id, after_seq=start):
+            self._apply(view, event)
+        self._dirty.add(session_id)
         return view
 
-    def subscribe(self) -> Subscription:
-        """Subscribe before anything can start, so no event is missed."""
-        self._sub = self.store.bus.subscribe(deltas=True)
-        return self._sub
+    # -- following ---------------------------------------------------------------------
 
     async def pump(self) -> None:
-        sub = self._sub or self.subscribe()
-        async for item in sub:
-            view = self.views.get(item.session_id)
-            if view is None:
-                try:
-                    view = await self._add(item.session_id)
-                except CorralError:
-                    continue
-                # _add loaded the tail, this event included.
-            elif isinstance(item, Delta):
-                view.apply_delta(item)
+        assert self._feed is not None, "subscribe() first"
+        async for item in self._feed:
+            if item.session_id in self._views:
+                self._take(item)
             else:
-                view.apply(item)
-            if isinstance(item, ev.Event):
-                self._notice(view, item)
+                await self._new(item)
             self._dirty.add(item.session_id)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
+
+    async def _new(self, item: Item) -> None:
+        try:
+            view = await self._add(item.session_id)  # its tail includes this event
+        except CorralError:
+            return
+        if isinstance(item, ev.Event):
+            self._notice(view, item)
+
+    def _take(self, item: Item) -> None:
+        view = self._views[item.session_id]
+        if isinstance(item, Delta):
+            view.apply_delta(item)
+        elif self._apply(view, item):
+            self._notice(view, item)
+
+    def _apply(self, view: SessionView, event: ev.Event) -> bool:
+        """Fold one event in unless it already is (the load and the feed overlap)."""
+        if event.seq <= self._seen[view.id]:
+            return False
+        self._seen[view.id] = event.seq
+        if event.seq > view.state.last_seq:
+            view.state.apply(event)
+        view.apply(event)
+        return True
 
     def _notice(self, view: SessionView, event: ev.Event) -> None:
         if event.type == ev.STATUS_IDLE:
             reason = event.payload.get("stop_reason") or {}
             if reason.get("type") == ev.REQUIRES_ACTION:
                 for tool_use_id in reason.get("event_ids", []):
-                    self.app.post_message(self.ApprovalRequested(view, tool_use_id))
+                    use = view.state.pending_approvals.get(tool_use_id, {})
+                    name = str(use.get("name", "a tool"))
+                    message = self.ApprovalRequested(view.id, view.title, name, tool_use_id)
+                    self.app.post_message(message)
             elif reason.get("type") == ev.BUDGET_REACHED:
                 text = f"stopped: {reason.get('detail', 'budget reached')} (b raises it)"
-                self.app.post_message(self.Notice(view, text, "error"))
+                self.app.post_message(self.Notice(view.title, text, "error"))
         elif event.type == ev.SESSION_BUDGET_WARNING:
-            self.app.post_message(self.Notice(view, event.payload.get("detail", ""), "warning"))
+            detail = event.payload.get("detail", "")
+            self.app.post_message(self.Notice(view.title, detail, "warning"))
+
+    # -- posting -----------------------------------------------------------------------
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self.app.post_message(self.Changed())
+        at = self.clock()
+        for sid in self._dirty:
+            self._snapshots[sid] = SessionSnapshot.of(self._views[sid], at)
+        self._dirty.clear()
+        self._post(at)
 
-    def take_changes(self) -> tuple[list[str], list[str]]:
-        """(changed ids, new ids) since the last call."""
-        dirty, self._dirty = list(self._dirty), set()
-        new, self._new = self._new, []
-        return dirty, new
+    def tick(self) -> None:
+        """The clock moved on: running sessions' costs and durations, and the burn rate."""
+        at = self.clock()
+        for sid, snapshot in self._snapshots.items():
+            if snapshot.running:
+                self._snapshots[sid] = replace(snapshot, at=at)
+        self.spend.add(self._totals(at).cost or 0)  # type: ignore[arg-type]
+        self._post(at)
+
+    def _totals(self, at: datetime) -> Totals:
+        # totals() reads only each view's state; a snapshot has one.
+        return totals(self._snapshots.values(), at)
+
+    def _post(self, at: datetime) -> None:
+        ordered = {sid: self._snapshots[sid] for sid in self._views if sid in self._snapshots}
+        self.fleet = Fleet(
+            MappingProxyType(ordered),
+            self._totals(at),
+            self.spend.burn_per_hour(),
+            tuple(self.spend.buckets()),
+            at,
+        )
+        for screen in self.app.screen_stack:
+            screen.post_message(self.Changed(self.fleet))
+
+    def _screen_changed(self, screen: Screen) -> None:
+        if self.fleet is not EMPTY_FLEET:
+            screen.post_message(self.Changed(self.fleet))
 
     def close(self) -> None:
-        if self._sub is not None:
-            self._sub.close()
+        if self._feed is not None:
+            self._feed.close()
+        self.app.screen_change_signal.unsubscribe(self.app)

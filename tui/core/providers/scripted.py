@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.errors import SpecError
-from tui.core.events import INTERRUPTED_RESULT
 from tui.core.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
+from tui.core.session.events import INTERRUPTED_RESULT
+from tui.core.session.state import USAGE_FIELDS
 from tui.core.small_files import read_small_file
-from tui.core.state import USAGE_FIELDS
 
 DEFAULT_PRICE_AS = "claude-sonnet-4-5"
 MAX_SCRIPT_BYTES = 4 << 20

@@ -33,8 +33,9 @@ from typing import Any
 from tui.core.errors import SandboxError, SandboxLost
 from tui.core.sandboxes.base import BashResult
 from tui.core.sandboxes.egress import EgressProxy
-from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox
-from tui.core.spec import DOCKER_DEFAULTS, EnvironmentSpec
+from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox, spawn_shell
+from tui.core.session.spec import DOCKER_DEFAULTS, EnvironmentSpec
+from tui.core.session.state import RUNNING
 from tui.core.tools.output import CappedBuffer
 
 LABEL_SESSION = "corral.session"
@@ -167,7 +168,7 @@ class DockerSandbox(LocalSandbox):
             filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
             for old in client.containers.list(all=True, filters=filters):
                 # A limited container's proxy died with the process that ran it: replace it.
-                if old.status == "running" and not self.limited:
+                if old.status == RUNNING and not self.limited:
                     return str(old.id)
                 with contextlib.suppress(Exception):
                     old.remove(force=True)
@@ -255,7 +256,7 @@ class DockerSandbox(LocalSandbox):
             return False
         client = docker_client()
         try:
-            return client.containers.get(self.container_id).status == "running"
+            return client.containers.get(self.container_id).status == RUNNING
         except Exception:
             return False
         finally:
@@ -291,14 +292,7 @@ class DockerSandbox(LocalSandbox):
             self._shell = "bash" if has_bash else "sh"
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "DOCKER_HOST", "DOCKER_CONFIG")}
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self._argv(),
-                env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self._proc = await spawn_shell(self._argv(), env)
         except OSError as exc:
             raise SandboxError(f"cannot start a shell in the container: {exc}") from None
 

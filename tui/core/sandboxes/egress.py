@@ -84,6 +84,22 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+def _host_header(header_lines: list[str]) -> str | None:
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "host":
+            return value.strip()
+    return None
+
+
+def _same_host(header: str, host: str) -> bool:
+    try:
+        named, _ = split_host_port(header, 80)
+    except ValueError:
+        return False
+    return named.strip("[]").lower().rstrip(".") == host.strip("[]").lower().rstrip(".")
+
+
 def split_host_port(authority: str, default_port: int) -> tuple[str, int]:
     if authority.startswith("["):  # [ipv6]:port
         host, _, rest = authority[1:].partition("]")
@@ -151,6 +167,13 @@ class EgressProxy:
         if not host_allowed(host, self.allowed):
             self.refused.append(host)
             await self._refuse(writer, 403, f"corral: {host} is not in allowed_hosts")
+            return
+        fronted = _host_header(lines[1:])
+        if method.upper() != "CONNECT" and fronted is not None and not _same_host(fronted, host):
+            # The upstream serves by Host header: a different one would reach a site
+            # the list does not name through one it does (domain fronting).
+            self.refused.append(fronted)
+            await self._refuse(writer, 403, f"corral: Host {fronted} differs from {host}")
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(

@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 
 from tui.core.errors import SandboxError
-from tui.core.spec import Limits
+from tui.core.session.spec import Limits
 
 CONTROLLERS = ("pids", "memory", "cpu")
 CGROUP_V1, CGROUP_V2, SYSTEMD, NONE = "cgroup v1", "cgroup v2", "systemd scope", "none"

@@ -27,7 +27,7 @@ from tui.core.errors import SandboxError
 from tui.core.sandboxes.base import BashResult
 from tui.core.sandboxes.egress import EGRESS_PORT, SANDBOX_SOCKET, EgressProxy, forwarder_command
 from tui.core.sandboxes.limits import ResourceLimiter
-from tui.core.spec import Limits
+from tui.core.session.spec import Limits
 from tui.core.tools.output import OUTPUT_LIMIT, CappedBuffer
 
 # Only these reach the agent's shell: never an API key or other secret of the host's.
@@ -140,15 +140,7 @@ class LocalSandbox:
             self.limiter.create()
             argv, env = self.limiter.wrap(argv, env)
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=self.workspace,
-                env=env,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self._proc = await spawn_shell(argv, env, cwd=self.workspace)
         except OSError as exc:
             await self._discard()
             raise SandboxError(f"cannot start a shell in {self.workspace}: {exc}") from None
@@ -301,6 +293,37 @@ class LocalSandbox:
     async def close(self) -> None:
         await self._discard()
         await self._close_egress_proxy()
+
+
+async def spawn_shell(
+    argv: list[str], env: dict[str, str], *, cwd: Path | None = None
+) -> asyncio.subprocess.Process:
+    """Start a shell with piped stdin and stdout (stderr joined), in a session of its own.
+
+    Not cancellable half-way: cancelling ``create_subprocess_exec`` before its pipes are
+    connected leaves asyncio (3.11) waiting forever for the child to finish. An interrupt
+    that lands here lets the spawn complete, kills the child, and then cancels.
+    """
+    spawn = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
+    try:
+        return await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            proc = await spawn
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        raise
 
 
 def _descendants(pid: int) -> list[int]:

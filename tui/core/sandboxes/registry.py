@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tui.core.sandboxes.base import Sandbox
-from tui.core.spec import EnvironmentSpec
+from tui.core.session.spec import EnvironmentSpec
 
 
 def open_sandbox(

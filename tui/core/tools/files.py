@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -11,8 +12,8 @@ from pathlib import Path
 import regex
 
 from tui.core.errors import PathEscapeError, ToolError
-from tui.core.globs import glob_regex
-from tui.core.small_files import read_small_file
+from tui.core.permissions.globs import glob_regex
+from tui.core.small_files import read_regular
 from tui.core.tools.output import OUTPUT_LIMIT, cap_text
 from tui.core.tools.workspace import Workspace
 
@@ -23,33 +24,36 @@ MAX_PATTERN = 4096
 SEARCH_BUDGET_S = 10.0  # wall-clock for one glob or grep, patterns included
 
 
-def _read_text(path: Path, label: str, errors: str = "replace") -> str:
-    """A text file's content. Only a regular file is read: the open does not block (a
-    FIFO would) and does not follow a link swapped in after the path was checked."""
+def _read_text(ws: Workspace, file_path: str, errors: str = "replace") -> str:
+    """A text file's content. Opened beneath the workspace without following a link or
+    blocking (a FIFO would); only a regular file of at most MAX_READ_BYTES is read."""
     try:
-        data = read_small_file(path, MAX_READ_BYTES, follow=False)
+        fd = ws.open(file_path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise ToolError(f"{label}: no such file") from None
+        raise ToolError(f"{file_path}: no such file") from None
     except IsADirectoryError:
-        raise ToolError(f"{label}: is a directory") from None
+        raise ToolError(f"{file_path}: is a directory") from None
+    try:
+        data = read_regular(fd, MAX_READ_BYTES, file_path)
+    except IsADirectoryError:
+        raise ToolError(f"{file_path}: is a directory") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise PathEscapeError(f"{label}: became a symlink; not followed") from None
         if exc.errno == errno.EINVAL:
             raise ToolError(
-                f"{label}: not a regular file (a FIFO, socket or device); not read"
+                f"{file_path}: not a regular file (a FIFO, socket or device); not read"
             ) from None
         if exc.errno == errno.EFBIG:
-            raise ToolError(f"{label}: over the {MAX_READ_BYTES}-byte read limit") from None
-        raise ToolError(f"{label}: {exc.strerror}") from None
+            raise ToolError(f"{file_path}: over the {MAX_READ_BYTES}-byte read limit") from None
+        raise ToolError(f"{file_path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     if b"\x00" in data[:8192]:
-        raise ToolError(f"{label}: binary file")
+        raise ToolError(f"{file_path}: binary file")
     return data.decode("utf-8", errors)
 
 
 def read(ws: Workspace, file_path: str, view_range: list[int] | None = None) -> str:
-    path = ws.resolve(file_path)
-    lines = _read_text(path, file_path).splitlines()
+    lines = _read_text(ws, file_path).splitlines()
     start, end = 1, len(lines)
     if view_range is not None:
         if len(view_range) != 2 or not all(isinstance(n, int) for n in view_range):
@@ -61,27 +65,21 @@ def read(ws: Workspace, file_path: str, view_range: list[int] | None = None) -> 
     return cap_text("\n".join(numbered)) if numbered else "(empty)"
 
 
-def _open_for_write(path: Path) -> int:
-    """Open a regular file for writing, never blocking on a FIFO and never following a
-    symlink swapped in after the path was checked."""
+def _open_for_write(ws: Workspace, file_path: str) -> int:
+    """Open a regular file beneath the workspace for writing (making its directories),
+    never blocking on a FIFO and never following a link swapped in after the check."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK
     try:
-        existing = os.lstat(path)
-    except FileNotFoundError:
-        existing = None
-    if existing is not None and not stat.S_ISREG(existing.st_mode):
-        if stat.S_ISLNK(existing.st_mode):
-            raise PathEscapeError(f"{path}: is a symlink")
-        raise ToolError(f"{path}: not a regular file; not written")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o644)
+        fd = ws.open(file_path, flags, 0o644, make_parents=True)
+    except IsADirectoryError:
+        raise ToolError(f"{file_path}: is a directory") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise PathEscapeError(f"{path}: is a symlink") from None
-        raise ToolError(f"{path}: {exc.strerror}") from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads: O_NONBLOCK kept us from waiting
+            raise ToolError(f"{file_path}: not a regular file; not written") from None
+        raise ToolError(f"{file_path}: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise ToolError(f"{path}: not a regular file; not written")
+        raise ToolError(f"{file_path}: not a regular file; not written")
     os.set_blocking(fd, True)
     return fd
 
@@ -95,16 +93,13 @@ def _encode(text: str, label: str) -> bytes:
 
 
 def write(ws: Workspace, file_path: str, content: str) -> str:
-    path = ws.resolve(file_path)
-    if path.is_dir():
-        raise ToolError(f"{file_path}: is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ws.resolve(str(path.parent))  # the parents just made are still inside
+    if file_path.endswith("/"):
+        raise ToolError(f"{file_path}: names a directory, not a file")
     data = _encode(content, file_path)
-    fd = _open_for_write(path)
+    fd = _open_for_write(ws, file_path)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    return f"wrote {len(data)} bytes to {ws.relative(path)}"
+    return f"wrote {len(data)} bytes to {ws.relative(ws.resolve(file_path))}"
 
 
 def edit(
@@ -112,7 +107,7 @@ def edit(
 ) -> str:
     path = ws.resolve(file_path)
     # surrogateescape: bytes that are not UTF-8 survive the edit unchanged.
-    text = _read_text(path, file_path, "surrogateescape")
+    text = _read_text(ws, file_path, "surrogateescape")
     if old_string == "":
         raise ToolError("old_string must not be empty")
     if old_string == new_string:
@@ -130,30 +125,32 @@ def edit(
         else text.replace(old_string, new_string, 1)
     )
     data = _encode(updated, file_path)
-    fd = _open_for_write(path)
+    fd = _open_for_write(ws, file_path)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return f"replaced {count if replace_all else 1} occurrence(s) in {ws.relative(path)}"
 
 
 def _walk(ws: Workspace, base: Path, deadline: float) -> list[Path]:
-    """Regular files under ``base``, not following links that lead out of the workspace;
-    at most MAX_WALK of them, and only until ``deadline``."""
+    """Regular files under ``base`` (links not followed, and directories walked by fds so
+    one swapped for a link mid-walk is not entered); at most MAX_WALK of them, and only
+    until ``deadline``."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+    for dirpath, dirnames, filenames, dir_fd in os.fwalk(base, follow_symlinks=False):
         if time.monotonic() > deadline:
             raise ToolError(f"the tree is too large to search within {SEARCH_BUDGET_S:g}s")
         dirnames[:] = sorted(d for d in dirnames if d not in (".git",))
         for name in sorted(filenames):
-            candidate = Path(dirpath) / name
-            try:
-                real = ws.resolve(str(candidate))
-            except PathEscapeError:
-                continue
-            if real.is_file():
-                found.append(candidate)
-                if len(found) >= MAX_WALK:
-                    return found
+            with contextlib.suppress(OSError, PathEscapeError):
+                mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+                candidate = Path(dirpath) / name
+                # A link counts when it leads to a file inside the workspace.
+                if stat.S_ISREG(mode) or (
+                    stat.S_ISLNK(mode) and ws.resolve(str(candidate)).is_file()
+                ):
+                    found.append(candidate)
+                    if len(found) >= MAX_WALK:
+                        return found
     return found
 
 
@@ -210,11 +207,12 @@ def grep(ws: Workspace, pattern: str, path: str | None = None) -> str:
     size = 0
     try:
         for file in files:
+            _budget_left(deadline)  # reading files counts too, not only matching
+            rel = str(file.relative_to(ws.root)) if file != ws.root else "."
             try:
-                text = _read_text(ws.resolve(str(file)), str(file))
+                text = _read_text(ws, rel)
             except ToolError:
                 continue  # binary or unreadable files are skipped, as grep -I does
-            rel = str(file.relative_to(ws.root)) if file != ws.root else "."
             for number, line in enumerate(text.splitlines(), 1):
                 if compiled.search(line, timeout=_budget_left(deadline)):
                     entry = f"{rel}:{number}:{line}"

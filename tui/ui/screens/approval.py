@@ -13,10 +13,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from tui.core.describe import tool_subject
-from tui.core.policy import Rule
+from tui.core.permissions.policy import Rule
+from tui.core.permissions.simulator import propose_rule
 from tui.core.printable import printable, printable_line
-from tui.core.simulator import propose_rule
+from tui.core.session.describe import tool_subject
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from tui.core.errors import SpecError
-from tui.core.pricing import format_usd
+from tui.core.money.amounts import parse_money
+from tui.core.money.pricing import format_usd
 from tui.core.printable import printable_line
-from tui.core.spec import parse_money
 
 NO_CAP = "none"
 
@@ -25,7 +25,7 @@ class BudgetScreen(ModalScreen[Decimal | str | None]):
     DEFAULT_CSS = """
     BudgetScreen { align: center middle; }
     BudgetScreen > Vertical { width: 72; height: auto; padding: 1 2; }
-    BudgetScreen #budget-error { color: $error; height: auto; }
+    BudgetScreen #budget-error { height: auto; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 

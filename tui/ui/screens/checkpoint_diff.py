@@ -11,12 +11,11 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui.core import events as ev
-from tui.core.checkpoint_diff import CheckpointDiff
-from tui.core.checkpoints import Checkpointer
-from tui.core.describe import describe
-from tui.core.pricing import format_usd
+from tui.core.checkpoints.diff import CheckpointDiff
+from tui.core.money.pricing import format_usd
 from tui.core.printable import printable, printable_line
+from tui.core.session import events as ev
+from tui.core.session.describe import describe
 
 MAX_DIFFS = 50  # files with a line diff on screen; the rest are listed only
 
@@ -28,17 +27,12 @@ class CheckpointDiffScreen(Screen[None]):
     """
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, title: str, result: CheckpointDiff, diffs: dict[str, str]) -> None:
+    def __init__(self, title: str, result: CheckpointDiff) -> None:
         super().__init__()
         self.heading = title
         self.result = result
-        self.diffs = diffs
-
-    @classmethod
-    def render_diffs(cls, checkpointer: Checkpointer, result: CheckpointDiff) -> dict[str, str]:
-        """The line diffs, read from the blob store: call off the message loop."""
-        files = [c for c in result.changes if (c.after or c.before)[0] != "d"][:MAX_DIFFS]  # type: ignore[index]
-        return {c.path: result.unified(checkpointer, c.path) for c in files}
+        # The diff came with every changed file's text; the first MAX_DIFFS are shown.
+        self.diffs = dict(list(result.texts.items())[:MAX_DIFFS])
 
     def compose(self) -> ComposeResult:
         # File names, the transcript and the diffs are the workspace's and the model's text:

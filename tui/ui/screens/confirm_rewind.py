@@ -9,8 +9,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from tui.core.checkpoints.scan import Change
 from tui.core.printable import printable_line
-from tui.core.snapshot import Change
 
 SHOWN = 200  # paths listed; the rest are counted
 

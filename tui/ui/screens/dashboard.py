@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tui.core.views import SessionView
+from tui.client.protocol import CorralClient
+from tui.ui.fleet import Fleet, SessionSnapshot
+from tui.ui.screens.fleet_screen import FleetScreen
+from tui.ui.screens.session import SessionScreen
+from tui.ui.screens.session_actions import SessionActions
 from tui.ui.widgets.cost_ticker import CostTicker
 from tui.ui.widgets.session_pane import SessionPane
-
-if TYPE_CHECKING:
-    from tui.ui.app import CorralApp
 
 PANE_MIN_WIDTH = 50
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(SessionActions):
     DEFAULT_CSS = """
     DashboardScreen { layout: vertical; }
     DashboardScreen #filter { display: none; margin: 0 1; height: 3; }
@@ -40,26 +39,28 @@ class DashboardScreen(Screen[None]):
         Binding("down", "move(0, 1)", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("y", "app.approve(True)", "Allow"),
-        Binding("d", "app.approve(False)", "Deny…"),
-        Binding("a", "app.approval_prompt", "Approve…"),
-        Binding("p", "app.control('pause')", "Pause"),
-        Binding("r", "app.control('resume')", "Resume"),
-        Binding("i", "app.control('interrupt')", "Interrupt", show=False),
-        Binding("x", "app.control('cancel')", "Cancel", show=False),
+        Binding("y", "approve(True)", "Allow"),
+        Binding("d", "approve(False)", "Deny…"),
+        Binding("a", "approval_prompt", "Approve…"),
+        Binding("p", "control('pause')", "Pause"),
+        Binding("r", "control('resume')", "Resume"),
+        Binding("i", "control('interrupt')", "Interrupt", show=False),
+        Binding("x", "control('cancel')", "Cancel", show=False),
         Binding("n", "app.new_session", "New"),
-        Binding("h", "app.timeline", "Timeline"),
-        Binding("k", "app.checkpoint", "Checkpoint"),
-        Binding("b", "app.budget", "Budget"),
-        Binding("e", "app.policy", "Permissions"),
+        Binding("h", "timeline", "Timeline"),
+        Binding("k", "checkpoint", "Checkpoint"),
+        Binding("b", "budget", "Budget"),
+        Binding("e", "policy", "Permissions"),
         Binding("t", "app.next_theme", "Theme"),
         Binding("q", "app.request_quit", "Quit"),
     ]
 
-    app: CorralApp  # type: ignore[assignment]
+    def __init__(self, client: CorralClient, profiles_dir: Path) -> None:
+        super().__init__(client, profiles_dir)
+        self._panes: dict[str, SessionPane] = {}  # one per session, in the order made
 
     def compose(self) -> ComposeResult:
-        yield CostTicker()
+        yield CostTicker().data_bind(FleetScreen.fleet)
         # Disabled while hidden, so it never takes focus (or the keys) from the panes.
         yield Input(placeholder="filter by status or text (esc clears)", id="filter", disabled=True)
         with VerticalScroll(id="panes"):
@@ -74,18 +75,31 @@ class DashboardScreen(Screen[None]):
         self.query_one("#panes").styles.grid_size_columns = self.columns
 
     def panes(self) -> list[SessionPane]:
-        return [p for p in self.query(SessionPane) if p.display]
+        """The panes shown (the filter hides some), in order."""
+        return [p for p in self._panes.values() if p.display]
 
-    def add_panes(self, views: list[SessionView], now: datetime) -> None:
-        if not views:
-            return
+    def on_mount(self) -> None:
+        self.watch_fleet(self.fleet)
+
+    def watch_fleet(self, fleet: Fleet) -> None:
+        new = []
+        for sid, snapshot in fleet.sessions.items():
+            pane = self._panes.get(sid)
+            if pane is None:
+                self._panes[sid] = pane = SessionPane(snapshot)
+                new.append(pane)
+            else:
+                pane.snapshot = snapshot  # the same snapshot (unchanged) repaints nothing
+        if new:
+            self._add_panes(new)
+
+    def _add_panes(self, panes: list[SessionPane]) -> None:
         self.query_one("#empty").display = False
-        grid = self.query_one("#panes")
-        grid.mount_all(SessionPane(view, now) for view in views)
+        self.query_one("#panes").mount_all(panes)
         filter_text = self.query_one("#filter", Input).value
         if filter_text:
             self.apply_filter(filter_text)
-        if self.focused is None or not isinstance(self.focused, SessionPane):
+        if not isinstance(self.focused, SessionPane):
             self.call_after_refresh(self._focus_first)
 
     def _focus_first(self) -> None:
@@ -93,20 +107,9 @@ class DashboardScreen(Screen[None]):
         if panes and not isinstance(self.focused, SessionPane | Input):
             panes[0].focus()
 
-    def refresh_panes(self, session_ids: list[str], now: datetime) -> None:
-        for sid in session_ids:
-            for pane in self.query(f"#pane-{sid}").results(SessionPane):
-                pane.show(now)
-
-    def tick(self, now: datetime) -> None:
-        for pane in self.query(SessionPane):
-            if pane.view.state.status in ("running", "rescheduling"):
-                pane.show(now)
-
-    @property
-    def focused_session(self) -> str | None:
+    def selected(self) -> SessionSnapshot | None:
         focused = self.focused
-        return focused.view.id if isinstance(focused, SessionPane) else None
+        return focused.snapshot if isinstance(focused, SessionPane) else None
 
     def action_move(self, dx: int, dy: int) -> None:
         panes = self.panes()
@@ -120,11 +123,15 @@ class DashboardScreen(Screen[None]):
             panes[target].scroll_visible()
 
     def action_open(self) -> None:
-        if self.focused_session:
-            self.app.open_session(self.focused_session)
+        if snap := self.selected():
+            self.open_session(snap.id)
 
     def on_session_pane_opened(self, message: SessionPane.Opened) -> None:
-        self.app.open_session(message.session_id)
+        self.open_session(message.session_id)
+
+    def open_session(self, session_id: str) -> None:
+        if snap := self.session(session_id):
+            self.app.push_screen(SessionScreen(self.client, snap, self.profiles_dir, self.fleet))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -149,5 +156,5 @@ class DashboardScreen(Screen[None]):
             self._focus_first()
 
     def apply_filter(self, text: str) -> None:
-        for pane in self.query(SessionPane):
-            pane.display = pane.view.matches(text)
+        for pane in self._panes.values():
+            pane.display = pane.snapshot.matches(text)

@@ -14,10 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from tui.client.protocol import CorralClient
 from tui.core.errors import CorralError, SpecError
-from tui.core.estimate import estimate_spec, format_estimate
+from tui.core.money.estimate import format_estimate
 from tui.core.printable import printable, printable_line
-from tui.core.spec import SessionSpec, load_spec
+from tui.core.session.spec import SessionSpec
+from tui.core.session.spec_reader import load_spec
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, specs_dir: Path) -> None:
+    def __init__(self, specs_dir: Path, client: CorralClient) -> None:
         super().__init__()
+        self.client = client  # for estimates
         self.choices = spec_choices(specs_dir)
 
     def compose(self) -> ComposeResult:
@@ -91,7 +94,7 @@ class NewSessionScreen(ModalScreen[NewSession | None]):
     async def show_estimate(self, spec: SessionSpec) -> None:
         """Cost and time before it runs: from history when there is some (off the loop)."""
         try:
-            estimate = await estimate_spec(self.app.store, spec)  # type: ignore[attr-defined]
+            estimate = await self.client.estimate(spec)
         except (CorralError, OSError, ValueError) as exc:
             problem = printable_line(f"no estimate: {exc}")
             self.query_one("#estimate", Label).update(Text(problem, style="dim"))

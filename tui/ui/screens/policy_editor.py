@@ -3,8 +3,8 @@ against the session's recent tool uses, saved to the session or as a profile."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -15,20 +15,18 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from tui.core import events as ev
+from tui.client.protocol import CorralClient
 from tui.core.errors import CorralError
-from tui.core.policy import DECISIONS, Policy, Rule, RuleError, check_rule
+from tui.core.permissions.policy import DECISIONS, Policy, Rule, RuleError, check_rule
+from tui.core.permissions.profiles import save_profile
+from tui.core.permissions.simulator import simulate
 from tui.core.printable import is_printable, printable, printable_line
-from tui.core.profiles import save_profile
-from tui.core.simulator import simulate
-from tui.core.spec import POLICIES
-from tui.core.views import SessionView
+from tui.core.session import events as ev
+from tui.core.session.spec import POLICIES
+from tui.ui.fleet import SessionSnapshot
 from tui.ui.screens.text_prompt import TextPromptScreen
 from tui.ui.widgets.policy_preview import PolicyPreview
 from tui.ui.widgets.rule_table import RuleTable
-
-if TYPE_CHECKING:
-    from tui.ui.app import CorralApp
 
 PREVIEW_USES = 30  # the session's most recent tool uses shown in the preview
 
@@ -43,7 +41,7 @@ class PolicyEditorScreen(Screen[None]):
     PolicyEditorScreen .editor--form { height: auto; }
     PolicyEditorScreen #decision { width: 16; }
     PolicyEditorScreen #pattern { width: 1fr; }
-    PolicyEditorScreen #rule-error { height: 1; padding: 0 1; color: $error; }
+    PolicyEditorScreen #rule-error { height: 1; padding: 0 1; }
     PolicyEditorScreen PolicyPreview { height: 14; }
     """
     BINDINGS = [
@@ -59,12 +57,19 @@ class PolicyEditorScreen(Screen[None]):
         Binding("p", "cycle_default", "Default"),
     ]
 
-    app: CorralApp  # type: ignore[assignment]
-
-    def __init__(self, view: SessionView, policy: Policy, events: list[ev.Event]) -> None:
+    def __init__(
+        self,
+        client: CorralClient,
+        snapshot: SessionSnapshot,
+        policy: Policy,
+        events: list[ev.Event],
+        profiles_dir: Path,
+    ) -> None:
         super().__init__()
-        self.view = view
-        self.session_id = view.id
+        self.client = client
+        self.snapshot = snapshot
+        self.session_id = snapshot.id
+        self.profiles_dir = profiles_dir
         self.saved = policy
         self.policy = policy.copy()
         self.events = events
@@ -110,7 +115,7 @@ class PolicyEditorScreen(Screen[None]):
         self.query_one(".editor--header", Static).update(
             Text.assemble(
                 ("Permissions", "bold"),
-                f" — {self.view.title} · {printable_line(self.tool)}: default {default}",
+                f" — {self.snapshot.title} · {printable_line(self.tool)}: default {default}",
                 ("   unsaved changes (ctrl+s saves)" if dirty else "", "bold yellow"),
                 "\n",
                 (
@@ -121,11 +126,14 @@ class PolicyEditorScreen(Screen[None]):
         )
         self.refresh_preview()
 
-    @work(exclusive=True, group="preview", thread=False)
+    @work(exclusive=True, group="preview")
     async def refresh_preview(self) -> None:
         uses = [e for e in self.events if e.type == ev.AGENT_TOOL_USE][-PREVIEW_USES:]
-        workspace = Path(self.view.record.workspace)
-        rows = simulate(self.policy, {self.session_id: (uses, workspace)})
+        workspace = Path(self.snapshot.record.workspace)
+        # Patterns run against every use: off the message loop, on a copy the form may not
+        # change under it.
+        sessions = {self.session_id: (uses, workspace)}
+        rows = await asyncio.to_thread(simulate, self.policy.copy(), sessions)
         self.query_one(PolicyPreview).show(rows)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -224,13 +232,13 @@ class PolicyEditorScreen(Screen[None]):
     @work(group="policy-save")
     async def action_save(self) -> None:
         try:
-            change = await self.app.supervisor.set_policy(self.session_id, self.policy.copy())
+            change = await self.client.set_policy(self.session_id, self.policy.copy())
         except CorralError as exc:
             self.notify(printable(str(exc)), severity="error", markup=False)
             return
         self.saved = self.policy.copy()
         self.notify(
-            printable(f"{self.view.title}: {change}"),
+            printable(f"{self.snapshot.title}: {change}"),
             title="Policy saved",
             timeout=8,
             markup=False,
@@ -245,7 +253,7 @@ class PolicyEditorScreen(Screen[None]):
         if not name:
             return
         try:
-            path = save_profile(self.policy, self.app.data_dir / "policies", name)
+            path = save_profile(self.policy, self.profiles_dir, name)
         except (CorralError, OSError) as exc:
             self.notify(printable(str(exc)), severity="error", markup=False)
             return

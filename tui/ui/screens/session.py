@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
-from tui.core import events as ev
-from tui.core.pricing import default_pricing, format_usd, hosted_cost
+from tui.client.protocol import CorralClient
+from tui.core.money.pricing import default_pricing, format_usd
+from tui.core.money.spend import hosted_cost
 from tui.core.printable import printable, printable_line
-from tui.core.views import SessionView
+from tui.core.session import events as ev
+from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot
+from tui.ui.screens.fleet_screen import FleetScreen
+from tui.ui.screens.session_actions import SessionActions
 from tui.ui.widgets.cost_ticker import CostTicker
 from tui.ui.widgets.transcript import Transcript
 
-if TYPE_CHECKING:
-    from tui.ui.app import CorralApp
 
-
-class SessionScreen(Screen[None]):
+class SessionScreen(SessionActions):
     DEFAULT_CSS = """
     SessionScreen { layout: vertical; }
     SessionScreen > .session--header { height: 2; padding: 0 1; }
@@ -33,32 +34,39 @@ class SessionScreen(Screen[None]):
     """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("y", "app.approve(True)", "Allow"),
-        Binding("d", "app.approve(False)", "Deny…"),
-        Binding("p", "app.control('pause')", "Pause"),
-        Binding("r", "app.control('resume')", "Resume"),
-        Binding("i", "app.control('interrupt')", "Interrupt"),
-        Binding("x", "app.control('cancel')", "Cancel"),
+        Binding("y", "approve(True)", "Allow"),
+        Binding("d", "approve(False)", "Deny…"),
+        Binding("p", "control('pause')", "Pause"),
+        Binding("r", "control('resume')", "Resume"),
+        Binding("i", "control('interrupt')", "Interrupt"),
+        Binding("x", "control('cancel')", "Cancel"),
         Binding("m", "focus_message", "Message"),
-        Binding("h", "app.timeline", "Timeline"),
-        Binding("k", "app.checkpoint", "Checkpoint"),
-        Binding("b", "app.budget", "Budget"),
-        Binding("e", "app.policy", "Permissions"),
+        Binding("h", "timeline", "Timeline"),
+        Binding("k", "checkpoint", "Checkpoint"),
+        Binding("b", "budget", "Budget"),
+        Binding("e", "policy", "Permissions"),
     ]
 
-    app: CorralApp  # type: ignore[assignment]
+    # The session as the latest fleet has it; identity equality: a new one repaints.
+    snapshot: reactive[SessionSnapshot] = reactive(None, init=False)  # type: ignore[arg-type]
 
-    def __init__(self, view: SessionView) -> None:
-        super().__init__()
-        self.view = view
-        self.session_id = view.id
+    def __init__(
+        self,
+        client: CorralClient,
+        snapshot: SessionSnapshot,
+        profiles_dir: Path,
+        fleet: Fleet = EMPTY_FLEET,
+    ) -> None:
+        super().__init__(client, profiles_dir, fleet)
+        self.set_reactive(SessionScreen.snapshot, snapshot)
+        self.session_id = snapshot.id
         self._requests: dict[str, int] = {}  # request start id -> its number
         self._models: dict[str, str] = {}  # request start id -> model priced
         self._last_seq = 0
         self._saving = Decimal(0)  # what prompt caching saved, over the requests seen
 
     def compose(self) -> ComposeResult:
-        yield CostTicker()
+        yield CostTicker().data_bind(FleetScreen.fleet)
         yield Static(classes="session--header")
         with TabbedContent(initial="transcript"):
             with TabPane("Transcript", id="transcript"):
@@ -77,18 +85,32 @@ class SessionScreen(Screen[None]):
         table.add_columns(
             "#", "model", "input", "output", "cache read", "cache write", "cost", "cache saved", ""
         )
-        self.show(self.app.now())
+        self.show()
         self.load_events()
-        self.app.update_tickers()  # the new screen's ticker shows totals at once
+
+    def selected(self) -> SessionSnapshot:
+        return self.snapshot
+
+    def watch_fleet(self, fleet: Fleet) -> None:
+        if snapshot := fleet.sessions.get(self.session_id):
+            self.snapshot = snapshot
+
+    def watch_snapshot(self, old: SessionSnapshot, new: SessionSnapshot) -> None:
+        if not self.is_mounted:
+            return  # on_mount shows it
+        self.show()
+        if new.version != old.version:
+            self.load_events()
 
     def _spec_text(self) -> Text:
-        spec = dict(self.view.record.spec)
+        spec = dict(self.snapshot.record.spec)
         spec.pop("path", None)
         # JSON escapes C0 controls but passes C1, bidi overrides and lone surrogates.
         return Text(printable(json.dumps(spec, indent=2, ensure_ascii=False)))
 
-    def show(self, now: object) -> None:
-        view = self.view
+    def show(self) -> None:
+        view = self.snapshot
+        now = view.at
         label, _ = view.status
         state = view.state
         header = Text.assemble(
@@ -101,8 +123,8 @@ class SessionScreen(Screen[None]):
             (printable_line(f"{view.record.sandbox}: {view.record.isolation}"), "dim"),
             "\n",
             (f"{state.usage.requests} requests · {state.usage.total_tokens:,} tokens · ", "dim"),
-            (format_usd(state.list_cost(now=now)), "bold"),  # type: ignore[arg-type]
-            (f" · hosted {format_usd(hosted_cost(state, now))}", "dim"),  # type: ignore[arg-type]
+            (format_usd(view.cost), "bold"),
+            (f" · hosted {format_usd(hosted_cost(state, now))}", "dim"),
             (f" · caching saved {format_usd(self._saving)}", "dim"),
         )
         if view.pending():
@@ -114,7 +136,7 @@ class SessionScreen(Screen[None]):
     @work(exclusive=True, group="session-events")
     async def load_events(self) -> None:
         """New events since the last look, off the message loop; then update the widgets."""
-        events = await self.app.store.events(self.session_id, after_seq=self._last_seq)
+        events = await self.client.events(self.session_id, after_seq=self._last_seq)
         if not events:
             return
         self._last_seq = events[-1].seq
@@ -141,7 +163,7 @@ class SessionScreen(Screen[None]):
                     "failed" if event.payload.get("is_error") else "",
                 )
                 self._saving += saved or 0
-        self.show(self.app.now())
+        self.show()
 
     def action_focus_message(self) -> None:
         self.query_one("#message", Input).focus()
@@ -149,5 +171,5 @@ class SessionScreen(Screen[None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         if text:
-            self.app.control_session(self.session_id, "message", {"text": text})
+            self.send_message(self.snapshot, text)
             event.input.value = ""

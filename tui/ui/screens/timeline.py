@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
-
 import humanize
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.core.checkpoint_diff import compare
+from tui.client.protocol import CorralClient
+from tui.core.checkpoints.timeline import Timeline
 from tui.core.errors import CorralError
-from tui.core.pricing import format_usd
+from tui.core.money.pricing import format_usd
 from tui.core.printable import printable, printable_line
-from tui.core.timeline import Timeline, build_timeline
-from tui.core.views import SessionView
+from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot
 from tui.ui.screens.checkpoint_diff import CheckpointDiffScreen
 from tui.ui.screens.confirm_rewind import ConfirmRewindScreen
+from tui.ui.screens.fleet_screen import FleetScreen
 from tui.ui.widgets.checkpoint_table import CheckpointTable
 from tui.ui.widgets.cost_ticker import CostTicker
 
-if TYPE_CHECKING:
-    from tui.ui.app import CorralApp
 
-
-class TimelineScreen(Screen[None]):
+class TimelineScreen(FleetScreen):
     DEFAULT_CSS = """
     TimelineScreen { layout: vertical; }
     TimelineScreen > .timeline--header { height: 2; padding: 0 1; }
-    TimelineScreen > .timeline--detail { height: 5; padding: 0 1; border-top: solid $panel; }
+    TimelineScreen > .timeline--detail { height: 5; padding: 0 1; }
     """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -43,17 +37,18 @@ class TimelineScreen(Screen[None]):
         Binding("k", "checkpoint", "Checkpoint now"),
     ]
 
-    app: CorralApp  # type: ignore[assignment]
-
-    def __init__(self, view: SessionView) -> None:
-        super().__init__()
-        self.view = view
-        self.session_id = view.id
+    def __init__(
+        self, client: CorralClient, snapshot: SessionSnapshot, fleet: Fleet = EMPTY_FLEET
+    ) -> None:
+        super().__init__(client, fleet)
+        self.snapshot = snapshot
+        self.session_id = snapshot.id
+        self.title_text = snapshot.title
         self.timeline: Timeline | None = None
         self.marked: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield CostTicker()
+        yield CostTicker().data_bind(FleetScreen.fleet)
         yield Static(classes="timeline--header")
         yield CheckpointTable()
         yield Static(classes="timeline--detail")
@@ -61,17 +56,23 @@ class TimelineScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.reload()
-        self.app.update_tickers()  # the new screen's ticker shows totals at once
+
+    def watch_fleet(self, fleet: Fleet) -> None:
+        """The session logged something (maybe a checkpoint): read the timeline again."""
+        snapshot = fleet.sessions.get(self.session_id)
+        if snapshot is not None and snapshot.version != self.snapshot.version:
+            self.snapshot = snapshot
+            self.reload()
 
     # -- loading -------------------------------------------------------------------------
 
     @work(group="timeline", exclusive=True)
     async def reload(self) -> None:
-        store = self.app.store
-        events, checkpoints = await asyncio.gather(
-            store.events(self.session_id), store.checkpoints(self.session_id)
-        )
-        self.timeline = build_timeline(events, checkpoints)
+        try:
+            self.timeline = await self.client.timeline(self.session_id)
+        except CorralError as exc:
+            self.notify(printable(str(exc)), severity="error", markup=False)
+            return
         self._show()
 
     def _show(self) -> None:
@@ -81,7 +82,7 @@ class TimelineScreen(Screen[None]):
         self.query_one(CheckpointTable).show(timeline, self.marked)
         abandoned = sum(1 for b in timeline.branches if b.abandoned)
         header = Text.assemble(
-            (self.view.title, "bold"),
+            (self.title_text, "bold"),
             f"  {len(timeline.rows)} checkpoints · {len(timeline.branches)} branches",
             f" ({abandoned} abandoned) · dead-end spend {format_usd(timeline.dead_end_spend, 4)}",
         )
@@ -119,10 +120,6 @@ class TimelineScreen(Screen[None]):
             )
         )
 
-    def refresh_from_core(self) -> None:
-        """The session changed (new events, maybe new checkpoints): read it again."""
-        self.reload()
-
     # -- actions -------------------------------------------------------------------------
 
     def _selected(self) -> str | None:
@@ -152,13 +149,12 @@ class TimelineScreen(Screen[None]):
 
     @work(group="timeline-action")
     async def show_diff(self, a_id: str, b_id: str) -> None:
-        store, checkpointer = self.app.store, self.app.supervisor.checkpointer
-        events = await store.events(self.session_id)
-        a = await store.get_checkpoint(self.session_id, a_id)
-        b = await store.get_checkpoint(self.session_id, b_id)
-        result = await asyncio.to_thread(compare, checkpointer, events, a, b)
-        diffs = await asyncio.to_thread(CheckpointDiffScreen.render_diffs, checkpointer, result)
-        self.app.push_screen(CheckpointDiffScreen(self.view.title, result, diffs))
+        try:
+            result = await self.client.diff(self.session_id, a_id, b_id)
+        except (CorralError, OSError) as exc:
+            self.notify(printable(f"No diff: {exc}"), severity="error", markup=False)
+            return
+        self.app.push_screen(CheckpointDiffScreen(self.title_text, result))
 
     def action_rewind(self) -> None:
         cp_id = self._selected()
@@ -168,51 +164,58 @@ class TimelineScreen(Screen[None]):
     @work(group="timeline-action")
     async def confirm_rewind(self, cp_id: str) -> None:
         try:
-            _, target, changes = await self.app.supervisor.rewind_preview(self.session_id, cp_id)
+            preview = await self.client.rewind_preview(self.session_id, cp_id)
         except CorralError as exc:
             self.notify(printable(str(exc)), severity="error", markup=False)
             return
         number = self.timeline.row(cp_id).number if self.timeline else 0
-        screen = ConfirmRewindScreen(self.view.title, f"#{number} ({target.kind})", changes)
+        target = f"#{number} ({preview.target.kind})"
+        screen = ConfirmRewindScreen(self.title_text, target, preview.changes)
         if await self.app.push_screen_wait(screen):
-            self.rewind(cp_id)
+            # An app worker: leaving the timeline must not cancel a rewind half way.
+            self.app.run_worker(self._rewind(cp_id, number), group="control")
 
-    @work(group="timeline-action")
-    async def rewind(self, cp_id: str) -> None:
+    async def _rewind(self, cp_id: str, number: int) -> None:
         try:
-            _, changes = await self.app.supervisor.rewind(self.session_id, cp_id)
+            rewound = await self.client.rewind(self.session_id, cp_id)
         except CorralError as exc:
             self.notify(printable(str(exc)), severity="error", markup=False)
             return
-        number = self.timeline.row(cp_id).number if self.timeline else "?"
         self.notify(
-            f"{self.view.title}: rewound to #{number}, {len(changes)} paths restored;"
+            f"{self.title_text}: rewound to #{number}, {len(rewound.changes)} paths restored;"
             " paused on a new branch (r on the dashboard resumes)",
             markup=False,  # the title is anyone's text
         )
-        self.reload()
+        self._reload_if_shown()
 
-    @work(group="timeline-action")
-    async def action_fork(self) -> None:
+    def action_fork(self) -> None:
         cp_id = self._selected()
-        if cp_id is None:
-            return
+        if cp_id is not None:
+            self.app.run_worker(self._fork(cp_id), group="control")
+
+    async def _fork(self, cp_id: str) -> None:
         try:
-            new_id = await self.app.supervisor.fork(self.session_id, cp_id)
+            new_id = await self.client.fork(self.session_id, cp_id)
         except CorralError as exc:
             self.notify(printable(str(exc)), severity="error", markup=False)
             return
         self.notify(
-            f"Forked {self.view.title} as {new_id[-8:]}; it waits for you to resume it.",
+            f"Forked {self.title_text} as {new_id[-8:]}; it waits for you to resume it.",
             markup=False,
         )
 
-    @work(group="timeline-action")
-    async def action_checkpoint(self) -> None:
+    def action_checkpoint(self) -> None:
+        self.app.run_worker(self._checkpoint(), group="control")
+
+    async def _checkpoint(self) -> None:
         try:
-            cp = await self.app.supervisor.checkpoint(self.session_id, "from the app")
+            cp = await self.client.checkpoint(self.session_id, "from the app")
         except (CorralError, OSError) as exc:
             self.notify(printable(f"No checkpoint: {exc}"), severity="error", markup=False)
             return
         self.notify(f"Checkpoint {cp.id[-8:]}: {cp.changed} paths changed since the last.")
-        self.reload()
+        self._reload_if_shown()  # a checkpoint logs no event: no fleet change says so
+
+    def _reload_if_shown(self) -> None:
+        if self.is_attached:
+            self.reload()

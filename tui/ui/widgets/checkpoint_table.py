@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.core.pricing import format_usd
+from tui.core.checkpoints.timeline import Timeline
+from tui.core.money.pricing import format_usd
 from tui.core.printable import printable_line
-from tui.core.timeline import Timeline
 
 
 def note(label: str, skipped: int) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import humanize
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,10 +9,8 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Sparkline, Static
 
-from tui.core.pricing import format_usd
-from tui.core.views import Totals
-
-EMPTY = Totals(None, Decimal(0), Decimal(0), 0, 0, 0, 0)
+from tui.core.money.pricing import format_usd
+from tui.ui.fleet import EMPTY_FLEET, Fleet
 
 
 def compact_count(n: int) -> str:
@@ -42,9 +38,8 @@ class CostTicker(Horizontal):
     CostTicker > Sparkline { width: 30; height: 1; margin: 0 1; }
     """
 
-    totals: reactive[Totals] = reactive(EMPTY, always_update=True)
-    burn_per_hour = reactive(None, always_update=True)
-    history: reactive[list[float]] = reactive(list, always_update=True)
+    # Bound to the screen's fleet (data_bind); equality is identity, so each new fleet shows.
+    fleet: reactive[Fleet] = reactive(EMPTY_FLEET)
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,8 +53,8 @@ class CostTicker(Horizontal):
         yield self._sparkline
         yield self._approvals
 
-    def watch_totals(self, totals: Totals) -> None:
-        burn = self.burn_per_hour
+    def watch_fleet(self, fleet: Fleet) -> None:
+        totals, burn = fleet.totals, fleet.burn_per_hour
         text = Text.assemble(
             ("corral ", "bold"),
             (format_usd(totals.cost), "bold"),
@@ -85,6 +80,4 @@ class CostTicker(Horizontal):
             Text(f"⚠ {totals.approvals} waiting for approval" if totals.approvals else ""),
         )
         approvals.set_class(bool(totals.approvals), "-waiting")
-
-    def watch_history(self, history: list[float]) -> None:
-        self._sparkline.data = history or [0.0]
+        self._sparkline.data = list(fleet.history) or [0.0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
+from tui.core.permissions.simulator import SimRow
 from tui.core.printable import printable_line
-from tui.core.simulator import SimRow
 
 STYLE = {"allow": "green", "ask": "yellow", "deny": "bold red"}
 

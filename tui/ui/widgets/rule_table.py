@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.core.policy import Rule
+from tui.core.permissions.policy import Rule
 from tui.core.printable import printable_line
 
 STYLE = {"allow": "green", "ask": "yellow", "deny": "bold red"}

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import humanize
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.core.pricing import format_usd
+from tui.core.money.pricing import format_usd
 from tui.core.printable import printable_line
-from tui.core.views import SessionView, TailLine
+from tui.core.session.views import TailLine
+from tui.ui.fleet import SessionSnapshot
 
 STATUS_KEYS = (
     "running",
@@ -74,6 +74,8 @@ def set_row(static: Static, text: Text) -> None:
 
 
 class SessionPane(Widget, can_focus=True):
+    """Shows ``snapshot``; the dashboard gives it a new one when the session changes."""
+
     DEFAULT_CSS = """
     SessionPane {
         height: 13;
@@ -87,18 +89,21 @@ class SessionPane(Widget, can_focus=True):
     SessionPane > .pane--usage { height: 1; }
     """
 
+    # Equality of snapshots is identity: a new snapshot repaints, the same one does not.
+    snapshot: reactive[SessionSnapshot] = reactive(None, init=False)  # type: ignore[arg-type]
+
     class Opened(Message):
         def __init__(self, session_id: str) -> None:
             super().__init__()
             self.session_id = session_id
 
-    def __init__(self, view: SessionView, now: datetime) -> None:
-        super().__init__(id=f"pane-{view.id}")
-        self.view = view
-        self.now = now
-        self._shown_version = -1
+    def __init__(self, snapshot: SessionSnapshot) -> None:
+        super().__init__(id=f"pane-{snapshot.id}")
+        self.session_id = snapshot.id
+        self.set_reactive(SessionPane.snapshot, snapshot)
         self._borders: tuple[str, str] | None = None
-        # Held, not queried: the app may repaint a pane before its children mount.
+        self._shown_version = -1
+        # Held, not queried: the rows are painted from on_mount on.
         self._title = Static(classes="pane--title")
         self._meta = Static(classes="pane--meta")
         self._tail = Static(classes="pane--tail")
@@ -111,62 +116,75 @@ class SessionPane(Widget, can_focus=True):
         yield self._usage
 
     def on_mount(self) -> None:
-        self.show(self.now, force=True)
+        self.paint(force=True)
+
+    def watch_snapshot(self) -> None:
+        if self.is_mounted:
+            self.paint()
 
     def on_click(self, event: events.Click) -> None:
         # A click focuses the pane (Textual does that); a double click opens it.
         if event.chain >= 2:
-            self.post_message(self.Opened(self.view.id))
+            self.post_message(self.Opened(self.session_id))
 
-    def show(self, now: datetime, *, force: bool = False) -> None:
-        """Repaint from the view; cheap when nothing changed but the clock."""
-        self.now = now
-        view = self.view
-        label, key = view.status
+    def paint(self, *, force: bool = False) -> None:
+        """Repaint from the snapshot; only the rows whose text changed are updated."""
+        snap = self.snapshot
+        label, key = snap.status
         for status in STATUS_KEYS:
             self.set_class(status == key, f"-{status}")
-        # Setting a border title repaints the whole pane even when it is the same text, and
-        # show() runs for every pane on every bridge flush: only set what changed.
-        if force or self._borders != (view.title, label):
-            self._borders = (view.title, label)
+        # Setting a border title repaints the whole pane even when it is the same text:
+        # only set what changed.
+        if force or self._borders != (snap.title, label):
+            self._borders = (snap.title, label)
             # Content, not str: a str border title is parsed as markup, and a session's
             # title is anyone's text ("[@click=app.quit]" would become a live link).
-            self.border_title = Content(view.title)
+            self.border_title = Content(snap.title)
             self.border_subtitle = Content(label)
-        state = view.state
-        isolation = view.record.isolation.split(" (")[0]
-        sandbox = printable_line(f"{view.record.sandbox}: {isolation}")
-        meta = Text.assemble((view.model, "bold"), "  ", (sandbox, "dim"))
-        usage = state.usage
-        cost = state.list_cost(now=now)
-        active = short_duration(state.active_at(now))
-        elapsed = short_duration(state.duration_at(now))
-        usage_line = Text.assemble(
-            (format_usd(cost), "bold"),
-            "  ",
-            (f"{humanize.intcomma(usage.total_tokens)} tok · {usage.requests} req", ""),
-            "  ",
-            (f"{active} active / {elapsed}", "dim"),
-        )
-        pending = view.pending()
-        if pending:
-            _, use = pending[0]
-            name = printable_line(str(use.get("name")))
-            title = Text.assemble(
-                ("⚠ approve? ", "bold reverse"), f" {name}  y allow · d deny · a more"
-            )
-        else:
-            title = Text(label, style="bold")
-        for static, text in ((self._title, title), (self._meta, meta), (self._usage, usage_line)):
+        for static, text in (
+            (self._title, self._title_text()),
+            (self._meta, self._meta_text()),
+            (self._usage, self._usage_text()),
+        ):
             if force or not same_text(static.content, text):
                 set_row(static, text)
-        if force or view.version != self._shown_version:
-            self._shown_version = view.version
+        if force or snap.version != self._shown_version:
+            self._shown_version = snap.version
             set_row(self._tail, self._tail_text())
 
     def on_resize(self) -> None:
         # How many tail rows fit may have changed: redraw them for the new height.
         set_row(self._tail, self._tail_text())
+
+    def _title_text(self) -> Text:
+        pending = self.snapshot.pending()
+        if not pending:
+            return Text(self.snapshot.status[0], style="bold")
+        _, use = pending[0]
+        name = printable_line(str(use.get("name")))
+        return Text.assemble(("⚠ approve? ", "bold reverse"), f" {name}  y allow · d deny · a more")
+
+    def _meta_text(self) -> Text:
+        record = self.snapshot.record
+        isolation = record.isolation.split(" (")[0]
+        sandbox = printable_line(f"{record.sandbox}: {isolation}")
+        return Text.assemble((self.snapshot.model, "bold"), "  ", (sandbox, "dim"))
+
+    def _usage_text(self) -> Text:
+        snap = self.snapshot
+        state, now = snap.state, snap.at
+        usage = state.usage
+        return Text.assemble(
+            (format_usd(snap.cost), "bold"),
+            "  ",
+            (f"{humanize.intcomma(usage.total_tokens)} tok · {usage.requests} req", ""),
+            "  ",
+            (
+                f"{short_duration(state.active_at(now))} active"
+                f" / {short_duration(state.duration_at(now))}",
+                "dim",
+            ),
+        )
 
     def _style(self, style: str) -> str:
         """Rich style text whose ``$name`` words are the current theme's colours."""
@@ -179,19 +197,20 @@ class SessionPane(Widget, can_focus=True):
     def _tail_text(self) -> Text:
         # Newest lines win: when the pane is squeezed, or a line is still streaming, the
         # oldest ones are dropped rather than the newest being cut off at the bottom.
+        snap = self.snapshot
         rows = min(TAIL_ROWS, self._tail.size.height or TAIL_ROWS)
-        if self.view.streaming:
+        if snap.streaming:
             rows -= 1
-        lines: list[TailLine] = list(self.view.tail)[-rows:] if rows > 0 else []
+        lines: tuple[TailLine, ...] = snap.tail[-rows:] if rows > 0 else ()
         text = Text(no_wrap=True, overflow="ellipsis")
         for n, line in enumerate(lines):
             if n:
                 text.append("\n")
             text.append(f"{TAIL_MARK.get(line.kind, ' ')} ", style="dim")
             text.append(line.text, style=self._style(TAIL_STYLE.get(line.kind, "")))
-        if self.view.streaming:
+        if snap.streaming:
             text.append(
-                ("\n" if lines else "") + "◆ " + self.view.streaming_line(200) + "▌",
+                ("\n" if lines else "") + "◆ " + snap.streaming_line(200) + "▌",
                 style="italic",
             )
         return text

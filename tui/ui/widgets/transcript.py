@@ -15,9 +15,9 @@ from textual.content import Content, Span
 from textual.style import Style
 from textual.widgets import Collapsible, Static
 
-from tui.core import events as ev
-from tui.core.describe import one_line, tool_subject
 from tui.core.printable import printable, printable_line
+from tui.core.session import events as ev
+from tui.core.session.describe import one_line, tool_subject
 
 MAX_ENTRIES = 400  # older entries leave the screen (they stay in the store: `corral show`)
 

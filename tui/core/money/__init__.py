@@ -1,0 +1,1 @@
+"""Money: the pricing table, budgets and caps, spend over a log, and forecasts."""
