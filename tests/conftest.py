@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,20 @@ from tui.core.store.datadir import db_path
 from tui.core.store.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A server a command starts on demand would outlive the test: let it stop by itself soon
+# after its sessions do, and stop what is left when the test ends (below).
+os.environ.setdefault("CORRAL_SERVER_IDLE_EXIT", "15")
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers(tmp_path: Path) -> Iterator[None]:
+    yield
+    for info in [*tmp_path.glob("server.json"), *tmp_path.glob("*/server.json")]:
+        with suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads(info.read_text())["pid"])
+            if pid != os.getpid():  # a server in a thread of ours stops with its test
+                os.kill(pid, signal.SIGTERM)
 
 
 def toml_value(value: Any) -> str:

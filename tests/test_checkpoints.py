@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -230,6 +231,25 @@ async def test_gc_removes_only_what_no_checkpoint_needs(
     # Every checkpoint still restores.
     cps = await supervisor.store.checkpoints(sid)
     await supervisor.rewind(sid, cps[0].id)
+
+
+async def test_gc_beside_running_sessions_spares_blobs_written_or_reused_lately(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    blobs = supervisor.checkpointer.blobs
+    stray, _ = blobs.put_bytes(b"left by an aborted checkpoint")
+    an_hour_ago = time.time() - 3600
+    os.utime(blobs.path(stray), (an_hour_ago, an_hour_ago))
+    plan = await plan_gc(supervisor.store, supervisor.checkpointer, grace_s=600)
+    assert [d for d, _ in plan.unreferenced] == [stray]
+    # A checkpoint being taken now stores the same content: its record is not committed
+    # yet, so only the blob's fresh use keeps gc from taking it.
+    assert blobs.put_bytes(b"left by an aborted checkpoint") == (stray, 0)
+    plan = await plan_gc(supervisor.store, supervisor.checkpointer, grace_s=600)
+    assert plan.unreferenced == []
+    fresh, _ = blobs.put_bytes(b"written a moment ago")
+    plan = await plan_gc(supervisor.store, supervisor.checkpointer, grace_s=600)
+    assert fresh not in [d for d, _ in plan.unreferenced]
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../x", "a//b", "./a"])

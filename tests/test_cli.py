@@ -135,7 +135,8 @@ def test_approve_from_another_process_reaches_the_running_session(tmp_path: Path
         sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
         sent = corral("approve", sid, tool_use_id, data_dir=data)
         assert sent.returncode == 0, sent.stderr
-        assert "done by the corral running" in sent.stdout
+        # The approval is followed to the session's next stop, as in the running command.
+        assert "status idle (end_turn)" in sent.stdout
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
@@ -178,7 +179,9 @@ def test_racing_approve_and_deny_one_wins_and_the_other_is_told_it_lost(tmp_path
     assert len(answers) == 1
 
 
-def test_deny_with_no_corral_running_resumes_the_session_itself(tmp_path: Path) -> None:
+def test_deny_after_the_run_command_detached_reaches_the_waiting_session(
+    tmp_path: Path,
+) -> None:
     data = tmp_path / "data"
     proc = start_corral(
         "run", str(approval_spec(tmp_path)), "--headless", "--speed", "0", data_dir=data
@@ -187,7 +190,7 @@ def test_deny_with_no_corral_running_resumes_the_session_itself(tmp_path: Path) 
     sid, tool_use_id = line.split("corral approve ")[1].split()[:2]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
-    assert "left idle and resumable" in proc.stderr.read()
+    assert "detached; the sessions go on" in proc.stderr.read()
 
     ls = json.loads(corral("ls", "--json", data_dir=data).stdout)
     assert ls[0]["stop_reason"] == "requires_action" and ls[0]["pending_approvals"] == [tool_use_id]

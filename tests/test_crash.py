@@ -1,4 +1,5 @@
-"""Crash recovery: SIGKILL a real corral process at random points, then `corral resume`.
+"""Crash recovery: SIGKILL the corral server (which runs the sessions a `corral run`
+started) at random points, then `corral resume`: a new server takes over.
 
 Each session must end with end_turn, its workspace equal to an uninterrupted run's,
 and its log gapless with every tool use answered exactly once on its branch.
@@ -7,6 +8,7 @@ and its log gapless with every tool use answered exactly once on its branch.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -82,6 +84,10 @@ def corral(data_dir: Path, *args: str, **kwargs: object) -> subprocess.Popen[str
     )
 
 
+def server_pid(data_dir: Path) -> int:
+    return int(json.loads((data_dir / "server.json").read_text())["pid"])
+
+
 def wait_for_sessions(proc: subprocess.Popen[str], what: str) -> None:
     """Read the process's output until its three sessions have started."""
     started = 0
@@ -131,8 +137,9 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
         time.sleep(rng.uniform(0, duration * 0.9))
         finished = proc.poll() is not None
         if not finished:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)  # reaped, so its lease is seen as dead
+            os.kill(server_pid(data_dir), signal.SIGKILL)
+            proc.kill()  # the command that was following the sessions
+        proc.wait(10)
         kills_mid_run += not finished
         resumed = corral(data_dir, "resume", "--headless", "--speed", "0")
         log = resumed.communicate(timeout=60)[0]

@@ -414,6 +414,7 @@ def test_a_fork_of_an_unaccepted_import_waits_for_acceptance_too(
     assert "not accepted" in capsys.readouterr().err
     # Ending an import needs no acceptance: nothing of it runs.
     assert cli.main(["--data-dir", str(data), "cancel", sid]) == 0
+    assert capsys.readouterr().out.strip() == f"cancel: {sid}"
     assert cli.main(["--data-dir", str(data), "ls", "--json"]) == 0
     states = {s["id"]: s["status"] for s in json.loads(capsys.readouterr().out)}
     assert states[sid] == "terminated" and states[fork] == "idle"

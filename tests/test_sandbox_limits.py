@@ -24,6 +24,7 @@ from tui.core.sandboxes.registry import open_sandbox
 from tui.core.session.spec import EnvironmentSpec, Limits
 
 from .conftest import REPO, write_script
+from .server_helpers import server_in_thread
 
 needs_bwrap = pytest.mark.skipif(
     not bubblewrap_works(), reason="bubblewrap is not installed or cannot run here"
@@ -331,6 +332,9 @@ def test_cli_run_with_a_pids_limit_is_capped_or_refused(tmp_path: Path) -> None:
         started = int(count.split("started ")[-1].split()[0])
         assert 0 < started <= 16
     finally:
+        # An idle session keeps its shell (and what it left running) until its server
+        # stops: then every process of its sandbox goes.
+        subprocess.run([*command, "server", "stop"], capture_output=True, cwd=REPO, timeout=60)
         assert live_processes(["sleep", "4321"]) == []
 
 
@@ -339,7 +343,10 @@ def test_cli_run_refuses_an_unenforceable_limit_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = str(pids_spec(tmp_path))
-    code = main(["--data-dir", str(tmp_path / "data"), "run", spec, "--headless", "--speed", "0"])
+    data = tmp_path / "data"
+    # The server in this process, so it too finds no cgroups; the CLI goes through it.
+    with server_in_thread(data):
+        code = main(["--data-dir", str(data), "run", spec, "--headless", "--speed", "0"])
     assert code != 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "environment.limits.pids" in lines[0]

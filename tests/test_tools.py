@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,14 @@ async def test_long_output_is_capped_with_a_marker(ws: Workspace) -> None:
         )
     finally:
         await sandbox.close()
+
+
+def test_glob_lists_newest_first_and_files_written_together_by_name(ws: Workspace) -> None:
+    root = ws.root
+    for name, age in (("b.txt", 100.0), ("a.txt", 100.7), ("c.txt", 101.4), ("new.txt", 0.0)):
+        path = root / name
+        path.write_text(name)
+        when = time.time() - age
+        os.utime(path, (when, when))  # b/a/c straddle a second boundary, written together
+    listed = files.glob(ws, "*.txt").splitlines()
+    assert listed[:4] == ["new.txt", "a.txt", "b.txt", "c.txt"]

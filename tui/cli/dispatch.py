@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 
-from tui.cli import money, policy, sessions, timeline
+from tui.cli import money, policy, server, sessions, timeline
 from tui.cli.options import OneLineParser
 from tui.core.errors import CorralError
 from tui.core.printable import printable_line
@@ -22,6 +22,7 @@ COMMANDS: dict[str, Command] = {
     **timeline.COMMANDS,
     **money.COMMANDS,
     **policy.COMMANDS,
+    **server.COMMANDS,
 }
 
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="where the store lives (default: $CORRAL_HOME or the user data dir)"
     )
     sub = parser.add_subparsers(dest="command")
-    for group in (sessions, timeline, money, policy):
+    for group in (sessions, timeline, money, policy, server):
         group.add_commands(sub)
     return parser
 
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_app(args, sessions.demo_spec_list())
         if args.command == "run" and not args.headless:
             return run_app(args, sessions.build_run_specs(args))
+        if args.command == "serve" and args.foreground:
+            return server.serve_foreground(args)
         return asyncio.run(COMMANDS[args.command](args))
     except CorralError as exc:
         print(f"corral: {printable_line(str(exc))}", file=sys.stderr)
@@ -79,5 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corral: {printable_line(where + (exc.strerror or str(exc)))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("corral: stopped; running sessions were left idle and resumable", file=sys.stderr)
+        print(
+            "corral: detached; the sessions go on in this data dir's server"
+            " (`corral pause SESSION` or `corral server stop` stops them)",
+            file=sys.stderr,
+        )
         return 130

@@ -64,7 +64,7 @@ async def cmd_budget(args: argparse.Namespace) -> int:
                 f"{record.id}: max_list_cost {format_usd(cost) if cost else 'none'},"
                 f" max_active_hours {hours or 'none'}"
             )
-            if not went_on or not client.runs_here:
+            if not went_on:
                 return 0
             print("the new budget allows more: resuming")
             (state,) = await follow(

@@ -41,8 +41,13 @@ def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
 
 
 def runner_options(p: argparse.ArgumentParser) -> None:
-    """For commands that may run sessions in this process."""
+    """For commands that start sessions (and the server, if none runs)."""
     p.add_argument("--headless", action="store_true", help="no terminal app: print events as lines")
+    engine_options(p)
+
+
+def engine_options(p: argparse.ArgumentParser) -> None:
+    """The engine's settings: the server's, when a command starts it."""
     p.add_argument(
         "--max-concurrent", type=bounded(int, 1, 1024), default=8, help="sessions working at once"
     )

@@ -228,17 +228,15 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 
 async def cmd_resume_all(args: argparse.Namespace) -> int:
-    """Recover every session a dead corral left running, and see each to its next stop."""
+    """Follow every session the server took over from a dead corral to its next stop
+    (the server resumed them from their checkpoints when it started)."""
     async with open_client(args) as client:
-        ids = await client.attach()
-        if not ids:
-            print("nothing to recover: no session was left running")
-            return 0
-        # Recovery left each idle; wait for the stop that comes after resuming, not that one.
-        since = {sid: (await client.state(sid)).last_seq for sid in ids}
         with await client.subscribe() as feed:
-            for sid in ids:
-                await client.control(sid, "resume")
+            ids = await client.attach(resume_recovered=True)
+            if not ids:
+                print("nothing to recover: no session was left running")
+                return 0
+            since = {sid: client.recovered_after.get(sid, 0) for sid in ids}
             states = await follow(client, feed, ids, auto_approve_after=None, since_seq=since)
     return 0 if all(s.stop_type == ev.END_TURN for s in states) else 1
 
@@ -247,18 +245,15 @@ Action = Callable[[CorralClient, str], Awaitable[Any]]
 
 
 async def steer(args: argparse.Namespace, what: str, action: Action, *, follows: bool) -> int:
-    """Do ``action`` to a session. When the session runs in this process, see it to its
-    next stop (``follows``); when another corral runs it, say that it took effect."""
+    """Do ``action`` to a session and, if it ``follows``, print its events to its next
+    stop (Ctrl-C stops watching; the session goes on)."""
     async with open_client(args) as client:
         record = await client.session(args.session)
-        if not client.runs_here:
-            await action(client, record.id)
-            print(f"{what}: done by the corral running {record.id}")
-            return 0
         before = (await client.state(record.id)).last_seq
         with await client.subscribe() as feed:
             await action(client, record.id)
             if not follows:
+                print(f"{what}: {record.id}")
                 return 0
             (state,) = await follow(
                 client, feed, [record.id], auto_approve_after=None, since_seq=before

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from tui.client.protocol import CONTROLS, Feed, RewindPreview, Rewound
 from tui.client.reads import StoreReads
+from tui.core.checkpoints.gc import GcResult
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.engine.commands import serve_inbox
+from tui.core.engine.housekeeping import RUNNING_GRACE_S, collect_garbage
 from tui.core.engine.supervisor import Supervisor
 from tui.core.errors import UsageError
 from tui.core.permissions.policy import Policy
@@ -34,6 +36,7 @@ class EngineClient(StoreReads):
         self._supervisor: Supervisor | None = None
         self._inbox: asyncio.Task[None] | None = None
         self.recovered: list[str] = []  # sessions a dead process left running, recovered here
+        self.recovered_after: dict[str, int] = {}
 
     @classmethod
     async def open(
@@ -55,6 +58,7 @@ class EngineClient(StoreReads):
             await supervisor.start(resume_recovered=resume_recovered)
             self._supervisor = supervisor
             self.recovered = list(supervisor.recovered)
+            self.recovered_after = dict(supervisor.recovered_after)
             # Commands from other processes on this data dir, answered while we run.
             self._inbox = asyncio.create_task(serve_inbox(supervisor), name="corral-inbox")
         return self._supervisor
@@ -128,6 +132,14 @@ class EngineClient(StoreReads):
 
     async def fork(self, session_id: str, checkpoint: str) -> str:
         return await (await self.start()).fork(session_id, checkpoint)
+
+    async def gc(self, *, dry_run: bool) -> GcResult:
+        if self._supervisor is None:
+            return await super().gc(dry_run=dry_run)
+        # Sessions may be taking checkpoints: recent blobs are spared.
+        return await collect_garbage(
+            self.store, self.checkpointer, self.data_dir, dry_run=dry_run, grace_s=RUNNING_GRACE_S
+        )
 
     def is_running_here(self, session_id: str) -> bool:
         """A runner of this process works on (or waits in) the session."""

@@ -1,10 +1,11 @@
-"""``InboxClient``: another process on this machine runs the sessions of this data dir
-(``corral run`` in another terminal, the app); reads come straight from the store file,
-commands go through the store's inbox and wait for that process's answer, and events
-are followed by reading the log as it grows.
+"""``InboxClient``: the corral server of this data dir runs its sessions (started on
+demand by the first command that needs it); reads come straight from the store file,
+commands go through the store's inbox and wait for the server's answer, and events are
+followed by reading the log as it grows.
 
-A stop-gap until the engine is a server: the answer is honest (an approval that lost a
-race says so), but a command waits on the other process's next poll of its inbox.
+A stop-gap until the app and the CLI speak the server's HTTP API: the answer is honest
+(an approval that lost a race says so), but a command waits on the server's next poll
+of its inbox, and the log carries no streaming previews.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tui.client.discovery import ensure_server, ping, read_info
 from tui.client.protocol import CONTROLS, RewindPreview, Rewound
 from tui.client.reads import StoreReads
+from tui.core.checkpoints.gc import GcResult
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.checkpoints.scan import Change
 from tui.core.errors import CorralError, UsageError
@@ -26,21 +29,56 @@ from tui.core.session.events import Event
 from tui.core.session.spec import SessionSpec
 from tui.core.session.state import SessionState
 from tui.core.store.bus import Item
+from tui.core.store.lease import pid_alive
 from tui.core.store.store import Store
 
 ANSWER_S = 15.0
 POLL_S = 0.05  # how often an answer, or new events, are looked for in the file
 
 
+class AnsweredError(CorralError):
+    """The server's refusal of a command, with the exit code it would have had here."""
+
+    def __init__(self, message: str, exit_code: object) -> None:
+        super().__init__(message)
+        if isinstance(exit_code, int) and 1 <= exit_code <= 125:
+            self.exit_code = exit_code
+
+
 class InboxClient(StoreReads):
     runs_here = False
 
-    def __init__(self, store: Store, data_dir: Path, pid: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        pid: int | None,
+        *,
+        serve_args: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(store, data_dir)
-        self.pid = pid  # the process that runs the sessions
+        self.pid = pid  # the process that runs the sessions; None: none yet
+        self.serve_args = serve_args  # for the server, if this client starts it
+        self.recovered_after: dict[str, int] = {}
+
+    async def engine_pid(self) -> int:
+        """The pid of the process running the sessions, starting the server if none does."""
+        if self.pid is not None and not pid_alive(self.pid):
+            self.pid = None  # it died since: its successor takes over
+        if self.pid is None:
+            info = await asyncio.to_thread(ensure_server, self.data_dir, self.serve_args)
+            self.pid = info.pid
+        return self.pid
 
     async def attach(self, *, resume_recovered: bool = False) -> list[str]:
-        return []  # the corral running here recovered what there was when it started
+        """The sessions the server resumed when it took over from a dead one."""
+        await self.engine_pid()
+        info = read_info(self.data_dir)
+        about = (await asyncio.to_thread(ping, info) if info is not None else None) or {}
+        after = about.get("recovered_after")
+        if isinstance(after, dict):
+            self.recovered_after = {str(k): int(v) for k, v in after.items() if isinstance(v, int)}
+        return [str(s) for s in about.get("recovered", [])]
 
     async def close(self) -> None:
         await self.store.close()
@@ -59,19 +97,20 @@ class InboxClient(StoreReads):
     async def _ask(self, session_id: str, kind: str, payload: dict[str, Any]) -> Any:
         """Hand a command to the live corral and wait for its answer; its error, if any,
         is raised here as a CorralError."""
+        pid = await self.engine_pid()
         command_id = await self.store.inbox_put(session_id, kind, payload)
         deadline = time.monotonic() + ANSWER_S
         # Another process answers through the store: polling it is the only way to hear.
         while (outcome := await self.store.inbox_outcome(command_id)) is None:
             if time.monotonic() > deadline:
                 raise CorralError(
-                    f"the corral running here (pid {self.pid}) has not answered {kind} within"
+                    f"the corral running here (pid {pid}) has not answered {kind} within"
                     f" {ANSWER_S:g}s; it may still apply it"
                 )
             await asyncio.sleep(POLL_S)
         answer = json.loads(outcome)
         if "error" in answer:
-            raise CorralError(answer["error"])
+            raise AnsweredError(str(answer["error"]), answer.get("exit_code"))
         return answer.get("result")
 
     async def _session_id(self, session_id: str) -> str:
@@ -132,6 +171,12 @@ class InboxClient(StoreReads):
     async def fork(self, session_id: str, checkpoint: str) -> str:
         sid = await self._session_id(session_id)
         return str((await self._ask(sid, "fork", {"checkpoint": checkpoint}))["session_id"])
+
+    async def gc(self, *, dry_run: bool) -> GcResult:
+        if self.pid is None:  # no server: nothing is taking checkpoints, collect here
+            return await super().gc(dry_run=dry_run)
+        # The server collects: it knows which checkpoints are being taken.
+        return GcResult.from_json(await self._ask("", "gc", {"dry_run": dry_run}))
 
 
 class LogFeed:

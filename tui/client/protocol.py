@@ -16,7 +16,7 @@ from typing import Protocol
 
 from tui.core.checkpoints.archive import ExportSummary, ImportSummary
 from tui.core.checkpoints.diff import CheckpointDiff
-from tui.core.checkpoints.gc import GcPlan
+from tui.core.checkpoints.gc import GcResult
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.checkpoints.scan import Change
 from tui.core.checkpoints.timeline import Timeline
@@ -46,13 +46,6 @@ class Rewound:
     changes: list[Change]
 
 
-@dataclass(frozen=True)
-class GcResult:
-    plan: GcPlan
-    containers: list[tuple[str, str]]  # (container id, session id) of dead sessions
-    applied: bool
-
-
 class Feed(Protocol):
     """Events (and, if asked, streaming deltas) as they become durable, in order."""
 
@@ -73,6 +66,8 @@ class CorralClient(Protocol):
     # True when the sessions this client sets going run in this process (and stop, left
     # resumable, when it closes); False when another process runs them.
     runs_here: bool
+    # After attach: each recovered session's last seq before it resumed.
+    recovered_after: dict[str, int]
 
     # -- reads ------------------------------------------------------------------------
 

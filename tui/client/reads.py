@@ -8,7 +8,6 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
-from tui.client.protocol import GcResult
 from tui.core.checkpoints.archive import (
     ExportSummary,
     ImportSummary,
@@ -17,10 +16,11 @@ from tui.core.checkpoints.archive import (
 )
 from tui.core.checkpoints.checkpointer import Checkpointer, scan_limits
 from tui.core.checkpoints.diff import CheckpointDiff, compare
-from tui.core.checkpoints.gc import apply_gc, plan_gc
+from tui.core.checkpoints.gc import GcResult
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.checkpoints.timeline import Timeline, build_timeline
 from tui.core.clock import utc_day_start
+from tui.core.engine.housekeeping import collect_garbage
 from tui.core.errors import UsageError
 from tui.core.money.budget import Budget, budget_of
 from tui.core.money.estimate import Estimate, estimate_spec
@@ -29,7 +29,6 @@ from tui.core.permissions.session_policy import policy_of
 from tui.core.session.events import Event
 from tui.core.session.records import SessionRecord
 from tui.core.session.spec import SessionSpec, spec_from_json
-from tui.core.session.state import TERMINATED
 from tui.core.store.datadir import blobs_dir, workspaces_dir
 from tui.core.store.settings import load_settings
 from tui.core.store.store import Store
@@ -100,22 +99,11 @@ class StoreReads:
         )
 
     async def gc(self, *, dry_run: bool) -> GcResult:
-        from tui.core.sandboxes.docker import orphan_containers, remove_containers
-
         pid = await self.store.live_lease_pid()
         if pid is not None:
             raise UsageError(
                 f"a corral (pid {pid}) is running sessions on {self.data_dir}; stop it before gc"
             )
-        with self.checkpointer.blobs.lease(exclusive=True):
-            plan = await plan_gc(self.store, self.checkpointer)
-            live = {
-                r.id
-                for r in await self.store.list_sessions()
-                if r.state and r.state.status != TERMINATED
-            }
-            orphans = await asyncio.to_thread(orphan_containers, self.data_dir, live)
-            if not dry_run:
-                await apply_gc(self.checkpointer, plan)
-                await asyncio.to_thread(remove_containers, [cid for cid, _ in orphans])
-        return GcResult(plan, orphans, not dry_run)
+        return await collect_garbage(
+            self.store, self.checkpointer, self.data_dir, dry_run=dry_run, grace_s=0
+        )

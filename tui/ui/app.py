@@ -85,8 +85,12 @@ class CorralApp(App[None]):
         try:
             # The corral already running this data dir if there is one, else the engine
             # here; sessions a crash left running carry on from their last checkpoint.
+            # Until the app is a client of the server (a server already running is used).
             self.client = await connect(
-                self.data_dir, max_concurrent=self.max_concurrent, script_speed=self.script_speed
+                self.data_dir,
+                max_concurrent=self.max_concurrent,
+                script_speed=self.script_speed,
+                start_server=False,
             )
             recovered = await self.client.attach(resume_recovered=True)
         except CorralError as exc:

@@ -54,7 +54,7 @@ class BlobStore:
         """Store ``data``; its hash and the bytes this added (0 if it was there)."""
         digest = hash_bytes(data)
         target = self.path(digest)
-        if target.exists():
+        if _touch(target):
             return digest, 0
         self._place(target, lambda f: f.write(data))
         return digest, len(data)
@@ -169,7 +169,7 @@ class Hasher:
                     out.write(chunk)
             digest = h.hexdigest()
             target = blobs.path(digest)
-            if target.exists():
+            if _touch(target):
                 os.unlink(tmp_name)
                 return digest, size, 0
             target.parent.mkdir(exist_ok=True)
@@ -202,3 +202,13 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
 def _unlink_quietly(path: Path | str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _touch(blob: Path) -> bool:
+    """Mark an existing blob as just used (gc spares recent blobs: one a checkpoint in
+    flight reuses must not be collected before the checkpoint commits); False if none."""
+    try:
+        os.utime(blob)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,10 +1,11 @@
 """Garbage collection of the blob store: only blobs no checkpoint of any session needs.
 
-A plan is computed first and shown; nothing is removed without one. Run it while no
-supervisor is live on the data dir: a checkpoint being taken writes its blobs before
-its record commits, and would look unreferenced. Two more guards: gc holds the blob
-store's lease exclusively (an import holds it shared while it writes), and it never
-removes a blob written after the plan started.
+A plan is computed first and shown; nothing is removed without one. A checkpoint being
+taken writes its blobs before its record commits, so they look unreferenced for a
+moment: gc never removes a blob written (or reused: a write that finds its blob already
+there touches it) within ``grace_s`` before the plan started. That is what lets the
+server collect while its sessions run. gc also holds the blob store's lease
+exclusively (an import holds it shared while it writes).
 """
 
 from __future__ import annotations
@@ -27,13 +28,35 @@ class GcPlan:
         return sum(size for _, size in self.unreferenced)
 
 
-async def plan_gc(store: Store, checkpointer: Checkpointer) -> GcPlan:
-    started = time.time()
+@dataclass(frozen=True)
+class GcResult:
+    plan: GcPlan
+    containers: list[tuple[str, str]]  # (container id, session id) of dead sessions
+    applied: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "referenced": self.plan.referenced,
+            "unreferenced": [list(u) for u in self.plan.unreferenced],
+            "containers": [list(c) for c in self.containers],
+            "applied": self.applied,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> GcResult:
+        unreferenced = [(str(d), int(n)) for d, n in data["unreferenced"]]  # type: ignore[attr-defined]
+        containers = [(str(c), str(s)) for c, s in data["containers"]]  # type: ignore[attr-defined]
+        plan = GcPlan(int(data["referenced"]), unreferenced)  # type: ignore[call-overload]
+        return cls(plan, containers, bool(data["applied"]))
+
+
+async def plan_gc(store: Store, checkpointer: Checkpointer, *, grace_s: float = 0) -> GcPlan:
+    before = time.time() - grace_s
     manifests = await store.manifests_in_use()
-    return await asyncio.to_thread(_plan, checkpointer, manifests, started)
+    return await asyncio.to_thread(_plan, checkpointer, manifests, before)
 
 
-def _plan(checkpointer: Checkpointer, manifests: set[str], started: float) -> GcPlan:
+def _plan(checkpointer: Checkpointer, manifests: set[str], before: float) -> GcPlan:
     keep: set[str] = set()
     for digest in manifests:
         keep.update(checkpointer.manifests.chain(digest))
@@ -41,7 +64,7 @@ def _plan(checkpointer: Checkpointer, manifests: set[str], started: float) -> Gc
     unreferenced = [
         (d, size)
         for d, size, mtime in checkpointer.blobs.all()
-        if d not in keep and mtime < started  # newer: a writer's, not yet recorded
+        if d not in keep and mtime < before  # newer: a writer's, maybe not yet recorded
     ]
     return GcPlan(len(keep), unreferenced)
 

@@ -9,6 +9,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from tui.core.engine.housekeeping import RUNNING_GRACE_S, collect_garbage
 from tui.core.engine.supervisor import Supervisor
 from tui.core.errors import CorralError, UsageError
 from tui.core.permissions.policy import Policy
@@ -26,7 +27,7 @@ async def serve_inbox(supervisor: Supervisor) -> None:
             try:
                 answer = {"result": await apply_command(supervisor, session_id, kind, payload)}
             except (CorralError, KeyError, TypeError, ValueError) as exc:
-                answer = {"error": str(exc)}
+                answer = {"error": str(exc), "exit_code": getattr(exc, "exit_code", 1)}
             await store.inbox_answer(command_id, json.dumps(answer))
 
 
@@ -63,6 +64,15 @@ async def apply_command(
             return await supervisor.set_budget(
                 session_id, Decimal(cost) if cost else None, Decimal(hours) if hours else None
             )
+        case "gc":
+            result = await collect_garbage(
+                supervisor.store,
+                supervisor.checkpointer,
+                supervisor.data_dir,
+                dry_run=bool(payload.get("dry_run", True)),
+                grace_s=RUNNING_GRACE_S,
+            )
+            return result.to_json()
         case _:
             raise UsageError(f"unknown command {kind!r}")
     return None

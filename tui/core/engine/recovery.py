@@ -17,7 +17,13 @@ from tui.core.session.state import WORKING
 from tui.core.store.store import Store
 
 
-async def recover(store: Store, checkpointer: Checkpointer, record: SessionRecord) -> None:
+async def recover(
+    store: Store, checkpointer: Checkpointer, record: SessionRecord, *, rescheduled: bool
+) -> None:
+    """Put a session a dead process left working back at its last checkpoint and settle
+    its log. ``rescheduled``: it resumes at once, so it shows as rescheduled (as a hosted
+    session does after a transient failure), never as idle: a client waiting for it to
+    stop must not take the takeover for its end."""
     why = "corral stopped while this session was running"
     events = await store.events(record.id)
     latest = latest_on_branch(await store.checkpoints(record.id), events)
@@ -26,7 +32,7 @@ async def recover(store: Store, checkpointer: Checkpointer, record: SessionRecor
             await checkpointer.restore(Path(record.workspace), latest.manifest)
         except (OSError, CorralError) as exc:
             why += f"; its workspace could not be restored: {exc}"
-    await settle_orphan(store, record.id, why)
+    await settle_orphan(store, record.id, why, rescheduled=rescheduled)
 
 
 async def settle_if_working(store: Store, session_id: str, why: str) -> None:
@@ -35,7 +41,9 @@ async def settle_if_working(store: Store, session_id: str, why: str) -> None:
         await settle_orphan(store, session_id, why)
 
 
-async def settle_orphan(store: Store, session_id: str, why: str) -> None:
+async def settle_orphan(
+    store: Store, session_id: str, why: str, *, rescheduled: bool = False
+) -> None:
     events = await store.events(session_id)
     out: list[ev.Event] = [
         ev.agent_tool_result(session_id, tool_use_id, interrupted_result(why), True)
@@ -51,6 +59,10 @@ async def settle_orphan(store: Store, session_id: str, why: str) -> None:
         for e in events
         if e.type == ev.SPAN_MODEL_REQUEST_START and e.id not in ended
     ]
-    out.append(ev.session_error(session_id, "unknown_error", why))
-    out.append(ev.status_idle(session_id, ev.INTERRUPTED, detail=why))
+    if rescheduled:
+        out.append(ev.session_error(session_id, "unknown_error", why, retry="retrying"))
+        out.append(ev.status_rescheduled(session_id))
+    else:
+        out.append(ev.session_error(session_id, "unknown_error", why))
+        out.append(ev.status_idle(session_id, ev.INTERRUPTED, detail=why))
     await store.append(*out)

@@ -32,6 +32,7 @@ from tui.core.engine.stops import (
     retry_delay,
 )
 from tui.core.errors import CorralError, ModelError, SandboxLost
+from tui.core.ids import event_id
 from tui.core.money.budget import DailyCap, due_warnings, reached, usage_of
 from tui.core.providers.base import ModelProvider, ModelRequest, ModelResponse
 from tui.core.session import events as ev
@@ -70,6 +71,7 @@ class SessionRunner:
         self._slot = slot  # sessions doing work at once, across the supervisor
         self._wake = asyncio.Event()
         self._work: asyncio.Task[None] | None = None
+        self._preview_ids: dict[str, str] = {}  # delta kind -> the id its event will have
 
     # -- control, called by the supervisor -------------------------------------------
 
@@ -184,6 +186,9 @@ class SessionRunner:
             messages=self.log.conversation.messages,
             tools=tool_schemas(self.log.policy.enabled_tools()),
         )
+        # The ids the turn's message and thinking will have, so that streamed previews
+        # (deltas) name the event they become.
+        self._preview_ids = {"text": event_id(), "thinking": event_id()}
         start, response = await self._request(request)
         # A policy edited while the model was thinking decides this turn's tool uses.
         await self.log.catch_up()
@@ -238,9 +243,9 @@ class SessionRunner:
         sid = self.session_id
         out: list[ev.Event] = []
         if response.thinking:
-            out.append(ev.agent_thinking(sid, response.thinking))
+            out.append(ev.agent_thinking(sid, response.thinking, self._preview_ids["thinking"]))
         if response.text:
-            out.append(ev.agent_message(sid, response.text))
+            out.append(ev.agent_message(sid, response.text, self._preview_ids["text"]))
         for call in response.tool_calls:
             d = self.log.policy.evaluate(call.name, call.input, self.toolset.workspace.root)
             out.append(
@@ -363,4 +368,5 @@ class SessionRunner:
         await self._wake.wait()
 
     def _publish_delta(self, kind: str, text: str) -> None:
-        self.store.bus.publish([Delta(self.session_id, kind, text)])
+        preview = self._preview_ids.get(kind, "")
+        self.store.bus.publish([Delta(self.session_id, kind, text, preview)])

@@ -11,7 +11,6 @@ owns every live runner and sandbox; what needs neither lives beside it, in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from collections.abc import Callable
 from decimal import Decimal
@@ -30,9 +29,11 @@ from tui.core.engine.workspaces import prepare_workspace
 from tui.core.errors import CorralError, NotFoundError, UsageError
 from tui.core.ids import session_id as new_session_id
 from tui.core.money.budget import Budget, DailyCap, daily_cap, reached, usage_of
+from tui.core.money.pricing import require_budgetable
 from tui.core.permissions.policy import Policy
 from tui.core.permissions.session_policy import describe_change, policy_of
-from tui.core.providers import resolve_provider
+from tui.core.providers.base import ModelProvider
+from tui.core.providers.registry import priced_as, resolve_provider
 from tui.core.sandboxes import Sandbox, open_sandbox
 from tui.core.session import events as ev
 from tui.core.session.conversation import build_conversation
@@ -70,6 +71,8 @@ class Supervisor:
         self._background: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self.recovered: list[str] = []
+        # Each recovered session's last seq before it resumed: its next stop comes after.
+        self.recovered_after: dict[str, int] = {}
         self._answer_locks: dict[str, asyncio.Lock] = {}
         self.checkpointer = checkpointer or Checkpointer(
             blobs_dir(data_dir), scan_limits(load_settings(data_dir))
@@ -95,16 +98,20 @@ class Supervisor:
             if import_pending(record):
                 continue  # never started by anything but the user's resume
             if state and state.status in WORKING:
-                await recover(self.store, self.checkpointer, record)
-                self.recovered.append(record.id)
-            elif state and state.status == IDLE and state.stop_reason is None:
-                # Created, but the process died before its runner's first step: it was
-                # about to run, so it is recovered too (nothing ran, nothing to settle).
-                self.recovered.append(record.id)
+                await recover(self.store, self.checkpointer, record, rescheduled=resume_recovered)
+            elif not (state and state.status == IDLE and state.stop_reason is None):
+                continue
+            # (Idle with no stop: created, but the process died before its runner's first
+            # step. It was about to run, so it is recovered too, with nothing to settle.)
+            self.recovered.append(record.id)
+            self.recovered_after[record.id] = (await self.store.state(record.id)).last_seq
         if resume_recovered:
             for sid in self.recovered:
-                with contextlib.suppress(CorralError):
+                try:
                     await self.resume(sid)
+                except CorralError as exc:
+                    why = f"corral restarted but could not resume this session: {exc}"
+                    await settle_if_working(self.store, sid, why)
         self._background = [asyncio.create_task(self._heartbeat(), name="corral-heartbeat")]
 
     async def close(self) -> None:
@@ -131,9 +138,12 @@ class Supervisor:
 
     # -- sessions ---------------------------------------------------------------------
 
-    async def create_session(self, spec: SessionSpec) -> str:
-        """Store a new session and start it. Everything that can fail is checked first."""
+    async def create_session(self, spec: SessionSpec, *, api: dict | None = None) -> str:
+        """Store a new session and start it. Everything that can fail is checked first.
+        ``api``: what ties it to an API agent and environment, when it was made that way."""
         provider = self._provider(spec.agent.model)
+        if spec.max_list_cost is not None:
+            require_budgetable(provider.price_model, self.store.pricing())
         sid = new_session_id()
         workspace, skipped = await prepare_workspace(self.checkpointer, self.data_dir, sid, spec)
         try:
@@ -152,6 +162,7 @@ class Supervisor:
             sandbox=sandbox.backend,
             isolation=sandbox.isolation,
             metadata={"workspace_copy_skipped": skipped} if skipped else {},
+            api=api or {},
         )
         try:
             start = await self.checkpointer.snapshot(sid, workspace, None, kind=START, turn=0)
@@ -165,7 +176,7 @@ class Supervisor:
         self._start_runner(sid, spec, provider, sandbox, workspace)
         return sid
 
-    def _provider(self, model: str) -> object:
+    def _provider(self, model: str) -> ModelProvider:
         key_file = load_settings(self.data_dir).get("api_key_file")
         return resolve_provider(
             model,
@@ -185,6 +196,9 @@ class Supervisor:
         """Set a session's caps (None lifts one). A session stopped at its budget goes on
         if the new one allows it: True when it did."""
         record = await self.store.get_session(session_id)
+        if max_list_cost is not None:
+            # As the hosted API: no cost cap on a model whose prices are unknown.
+            require_budgetable(priced_as(record.model), self.store.pricing())
         state = await self.store.state(record.id)
         await self.store.append(
             ev.session_budget(
@@ -193,6 +207,9 @@ class Supervisor:
                 None if max_active_hours is None else str(max_active_hours),
             )
         )
+        # What the API shows as the session's budget, without reading its whole log.
+        cap = None if max_list_cost is None else str(max_list_cost)
+        await self.store.update_api(record.id, {**record.api, "max_list_cost": cap})
         if state.stop_type == ev.BUDGET_REACHED:
             budget = Budget(max_list_cost, max_active_hours)
             daily = self._daily_cap()
@@ -296,16 +313,18 @@ class Supervisor:
         self._sandboxes[sid] = sandbox
         return self._start_runner(sid, spec, provider, sandbox, workspace)
 
-    async def send_message(self, session_id: str, text: str) -> None:
+    async def send_message(self, session_id: str, text: str) -> ev.Event:
+        """A user message (it resumes an idle session); the event as stored."""
         if not text.strip():
             raise UsageError("the message is empty")
         runner = await self.runner(session_id)
-        await self.store.append(ev.user_message(runner.session_id, text))
+        (stored,) = await self.store.append(ev.user_message(runner.session_id, text))
         runner.resume()
+        return stored
 
     async def confirm(
         self, session_id: str, tool_use_id: str, allow: bool, message: str | None = None
-    ) -> None:
+    ) -> ev.Event:
         record = await self.store.get_session(session_id)
         # Check and answer under one lock: of two racing answers, the second is told
         # the tool use was already answered, never that it was sent.
@@ -317,12 +336,13 @@ class Supervisor:
                     " (already answered, or not a tool use of this session)"
                 )
             runner = await self.runner(record.id)
-            await self.store.append(
+            (stored,) = await self.store.append(
                 ev.user_tool_confirmation(
                     record.id, tool_use_id, "allow" if allow else "deny", None if allow else message
                 )
             )
         runner.wake()
+        return stored
 
     def _answer_lock(self, session_id: str) -> asyncio.Lock:
         return self._answer_locks.setdefault(session_id, asyncio.Lock())
@@ -335,10 +355,11 @@ class Supervisor:
         imported session (the user has seen what it may do)."""
         (await self.runner(session_id, accept=accept)).resume()
 
-    async def interrupt(self, session_id: str) -> None:
+    async def interrupt(self, session_id: str) -> ev.Event:
         runner = await self.runner(session_id)
-        await self.store.append(ev.user_interrupt(runner.session_id))
+        (stored,) = await self.store.append(ev.user_interrupt(runner.session_id))
         runner.interrupt()
+        return stored
 
     async def cancel(self, session_id: str) -> None:
         record = await self.store.get_session(session_id)

@@ -42,7 +42,8 @@ def find_api_key(key_file: str | None = None) -> str:
         if key:
             return key
     raise ModelNotAvailableError(
-        "no Anthropic API key: set ANTHROPIC_API_KEY (or api_key_file in settings.json)"
+        "no Anthropic API key: set ANTHROPIC_API_KEY where the corral server starts"
+        " (`corral server stop` restarts it with yours), or api_key_file in settings.json"
     )
 
 

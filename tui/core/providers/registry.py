@@ -21,3 +21,12 @@ def resolve_provider(
     raise ModelNotAvailableError(
         f"model {model_id!r}: unknown model id (expected scripted:PATH or a claude-… id)"
     )
+
+
+def priced_as(model_id: str) -> str:
+    """The model whose prices a session on ``model_id`` pays: a script names its own."""
+    if model_id.startswith("scripted:"):
+        from tui.core.providers.scripted import ScriptedProvider
+
+        return ScriptedProvider.load(model_id.removeprefix("scripted:"), speed=0).price_model
+    return model_id

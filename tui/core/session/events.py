@@ -161,12 +161,18 @@ def user_tool_confirmation(
     return Event(session_id, USER_TOOL_CONFIRMATION, payload)
 
 
-def agent_message(session_id: str, text: str) -> Event:
-    return Event(session_id, AGENT_MESSAGE, {"content": text_blocks(text)})
+def agent_message(session_id: str, text: str, event_id_: str | None = None) -> Event:
+    """``event_id_``: the id its streamed preview already announced, if there was one."""
+    payload = {"content": text_blocks(text)}
+    if event_id_:
+        return Event(session_id, AGENT_MESSAGE, payload, id=event_id_)
+    return Event(session_id, AGENT_MESSAGE, payload)
 
 
-def agent_thinking(session_id: str, thinking: str) -> Event:
+def agent_thinking(session_id: str, thinking: str, event_id_: str | None = None) -> Event:
     # The SDK's thinking event is a progress signal; corral keeps the text too.
+    if event_id_:
+        return Event(session_id, AGENT_THINKING, {"thinking": thinking}, id=event_id_)
     return Event(session_id, AGENT_THINKING, {"thinking": thinking})
 
 

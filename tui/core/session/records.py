@@ -22,3 +22,6 @@ class SessionRecord:
     isolation: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     state: SessionState | None = None
+    # What ties it to the API's nouns, when it has them: agent_id, agent_version,
+    # environment_id, the caller's metadata (str -> str), archived_at.
+    api: dict[str, Any] = field(default_factory=dict)

@@ -20,13 +20,26 @@ LEASE_STALE_SECONDS = 10.0
 def lease_is_live(pid: int, heartbeat: float) -> bool:
     if time.time() - heartbeat > LEASE_STALE_SECONDS:
         return False
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed but not yet reaped by its parent: dead, whatever kill(0) says."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (macOS): kill(0) is all there is
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def claim(conn: sqlite3.Connection, data_dir: Path) -> None:

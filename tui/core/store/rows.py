@@ -33,7 +33,7 @@ INSERT_CHECKPOINT = (
 def insert_session(conn: sqlite3.Connection, record: SessionRecord) -> None:
     conn.execute(
         "INSERT INTO sessions (id, title, created_at, spec, model, sandbox, isolation,"
-        " workspace, metadata) VALUES (?,?,?,?,?,?,?,?,?)",
+        " workspace, metadata, api) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
             record.id,
             record.title,
@@ -44,6 +44,7 @@ def insert_session(conn: sqlite3.Connection, record: SessionRecord) -> None:
             record.isolation,
             record.workspace,
             json.dumps(record.metadata),
+            json.dumps(record.api),
         ),
     )
 
@@ -121,9 +122,9 @@ def usage_row(state: SessionState) -> tuple[Any, ...]:
 
 
 def record_from_row(row: tuple[Any, ...]) -> SessionRecord:
-    (sid, title, created, spec, model, sandbox, isolation, workspace, metadata) = row[:9]
-    (status, stop, inp, out, cread, ccreate, requests, cost, known, active) = row[9:19]
-    since, status_seq, pending, seq, upd = row[19:]
+    (sid, title, created, spec, model, sandbox, isolation, workspace, metadata, api) = row[:10]
+    (status, stop, inp, out, cread, ccreate, requests, cost, known, active) = row[10:20]
+    since, status_seq, pending, seq, upd = row[20:]
     created_at = parse_time(created)
     state = SessionState(
         session_id=sid,
@@ -149,6 +150,7 @@ def record_from_row(row: tuple[Any, ...]) -> SessionRecord:
         isolation=isolation,
         metadata=json.loads(metadata),
         state=state,
+        api=json.loads(api),
     )
 
 

@@ -94,6 +94,27 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE inbox ADD COLUMN taken INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE inbox ADD COLUMN outcome TEXT;
     """,
+    # 4: the API's nouns: agents (versioned) and environments, and what ties a session to
+    # them (its agent and version, environment, the caller's metadata, archiving).
+    """
+    ALTER TABLE sessions ADD COLUMN api TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE agents (
+        id          TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        archived_at TEXT,
+        body        TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+    );
+    CREATE TABLE environments (
+        id          TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        archived_at TEXT,
+        body        TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,7 +22,7 @@ import aiosqlite
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.clock import parse_time, utc_now
 from tui.core.errors import NotFoundError, StoreError
-from tui.core.money.pricing import default_pricing
+from tui.core.money.pricing import PricingTable, load_pricing
 from tui.core.printable import printable_line
 from tui.core.session import events as ev
 from tui.core.session.events import Event
@@ -30,6 +30,7 @@ from tui.core.session.records import SessionRecord
 from tui.core.session.state import SessionState
 from tui.core.store import lease
 from tui.core.store.bus import EventBus
+from tui.core.store.definitions import Definitions
 from tui.core.store.folds import LiveFolds
 from tui.core.store.lease import lease_is_live
 from tui.core.store.rows import (
@@ -54,7 +55,12 @@ class Store:
         self.bus = bus
         self._db = db
         self.folds = LiveFolds(self._load_state)
-        self._writer = GroupWriter(self._in_db_thread, self.folds, bus)
+        self._writer = GroupWriter(self._in_db_thread, self.folds, bus, self.pricing)
+        self.definitions = Definitions(db, self._write)  # agents and environments
+
+    def pricing(self) -> PricingTable:
+        """The prices of this data dir: the shipped table under its ``pricing.toml``."""
+        return load_pricing(self.path.parent)
 
     @property
     def commits(self) -> int:
@@ -142,8 +148,9 @@ class Store:
     ) -> None:
         """Store a whole session at once (an import): record, log and checkpoints together."""
         state = SessionState(session_id=record.id, created_at=record.created_at)
+        pricing = self.pricing()
         for event in events:
-            state.apply(event)
+            state.apply(event, pricing)
 
         def insert(conn: sqlite3.Connection) -> None:
             insert_session(conn, record)
@@ -177,8 +184,9 @@ class Store:
         if row is None:
             raise NotFoundError(f"no session {session_id}")
         state = SessionState(session_id=session_id, created_at=parse_time(row[0]))
+        pricing = self.pricing()
         for event in await self.events(session_id):
-            state.apply(event)
+            state.apply(event, pricing)
         return state
 
     # -- reads ---------------------------------------------------------------------
@@ -242,8 +250,9 @@ class Store:
     async def _sessions(self, where: str, params: tuple[Any, ...]) -> list[SessionRecord]:
         sql = (
             "SELECT s.id, s.title, s.created_at, s.spec, s.model, s.sandbox, s.isolation,"
-            " s.workspace, s.metadata, u.status, u.stop_reason, u.input_tokens, u.output_tokens,"
-            " u.cache_read_input_tokens, u.cache_creation_input_tokens, u.requests, u.model_cost,"
+            " s.workspace, s.metadata, s.api, u.status, u.stop_reason, u.input_tokens,"
+            " u.output_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens,"
+            " u.requests, u.model_cost,"
             " u.cost_known, u.active_seconds, u.running_since, u.status_seq, u.pending,"
             # The last event's seq and time are read from the log, not kept twice.
             " (SELECT MAX(e.seq) FROM events e WHERE e.session_id = s.id),"
@@ -287,7 +296,7 @@ class Store:
     async def spend_since(self, since: datetime) -> Decimal:
         """List cost of every model request of every session that ended at or after ``since``
         (an unpriced model counts 0 here: the daily cap cannot see what it cannot price)."""
-        pricing = default_pricing()
+        pricing = self.pricing()
         # Bounded above too: an event stamped in the future (a bad clock, a crafted
         # import) must not count against every day's cap from now on.
         until = utc_now() + timedelta(minutes=5)
@@ -318,6 +327,14 @@ class Store:
                 taken.update(row[0] for row in await cursor.fetchall())
         return taken
 
+    async def event_seq(self, session_id: str, event_id: str) -> int | None:
+        """The seq of one of the session's events, by its id."""
+        async with self._db.execute(
+            "SELECT seq FROM events WHERE id = ? AND session_id = ?", (event_id, session_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else int(row[0])
+
     async def update_metadata(self, session_id: str, metadata: dict[str, Any]) -> None:
         def update(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -325,6 +342,26 @@ class Store:
             )
 
         await self._write(update)
+
+    async def update_api(self, session_id: str, api: dict[str, Any]) -> None:
+        """Replace what ties a session to the API's nouns (its metadata, archiving)."""
+        await self._write(
+            lambda c: c.execute(
+                "UPDATE sessions SET api = ? WHERE id = ?", (json.dumps(api), session_id)
+            )
+        )
+
+    async def delete_session(self, session_id: str) -> None:
+        """Remove a session and everything of it from the store (its blobs stay until gc)."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            for table in ("checkpoints", "events", "usage", "inbox"):
+                conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+        await self._write(delete)
+        self.folds.states.pop(session_id, None)
+        self.folds.next_seq.pop(session_id, None)
 
     async def manifests_in_use(self) -> set[str]:
         """The manifest of every checkpoint of every session (what gc must keep)."""

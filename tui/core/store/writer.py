@@ -14,6 +14,7 @@ from typing import Any
 
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.errors import CorralError, NotFoundError, StoreError
+from tui.core.money.pricing import PricingTable
 from tui.core.session import events as ev
 from tui.core.session.events import Event
 from tui.core.session.state import SessionState
@@ -84,9 +85,14 @@ _STOP = object()
 
 class GroupWriter:
     def __init__(
-        self, run_in_db: Callable[[Sql], Awaitable[Any]], folds: LiveFolds, bus: EventBus
+        self,
+        run_in_db: Callable[[Sql], Awaitable[Any]],
+        folds: LiveFolds,
+        bus: EventBus,
+        pricing: Callable[[], PricingTable],
     ) -> None:
         self._run_in_db = run_in_db
+        self._pricing = pricing  # the data dir's prices (an override file is read again)
         self._folds = folds
         self._bus = bus
         # A deque and a wake-up flag rather than asyncio.Queue: cheaper per event.
@@ -197,11 +203,12 @@ class GroupWriter:
             item.future.set_exception(exc)  # an append to a session that is not there
             return
         stamped = []
+        pricing = self._pricing()
         for event, state in zip(item.events, states, strict=True):
             sid = event.session_id
             event = event.with_seq(folds.take_seq(sid))
             stamped.append(event)
-            state.apply(event)
+            state.apply(event, pricing)
             group.touched.add(sid)
             if event.type in PROJECTED:
                 group.dirty[sid] = state

@@ -168,6 +168,27 @@ def regex_timeout() -> ToolError:
     )
 
 
+
+TOGETHER_S = 2.0  # files modified this close together count as written at once
+
+
+def newest_first(paths: list[Path]) -> list[Path]:
+    """Newest first; files written together (a checkout, a copied workspace: within
+    ``TOGETHER_S`` of the newest of them) by name, so their order never hangs on which
+    side of a clock tick each landed."""
+    stamped = sorted(((p.lstat().st_mtime, str(p), p) for p in paths), reverse=True)
+    out: list[Path] = []
+    burst: list[tuple[str, Path]] = []
+    newest = 0.0
+    for mtime, name, path in stamped:
+        if burst and newest - mtime > TOGETHER_S:
+            out += [p for _, p in sorted(burst)]
+            burst = []
+        if not burst:
+            newest = mtime
+        burst.append((name, path))
+    return out + [p for _, p in sorted(burst)]
+
 def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
     deadline = time.monotonic() + SEARCH_BUDGET_S
     base = ws.resolve(path or ".")
@@ -184,9 +205,7 @@ def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
                 matches.append(file)
     except TimeoutError:
         raise regex_timeout() from None
-    # Newest first to the second, then by name: files written together (a checkout, a
-    # copied workspace) list in a stable order.
-    matches.sort(key=lambda p: (-int(p.lstat().st_mtime), str(p)))
+    matches = newest_first(matches)
     lines = [str(m.relative_to(ws.root)) for m in matches[:MAX_MATCHES]]
     if len(matches) > MAX_MATCHES:
         lines.append(f"[... {len(matches) - MAX_MATCHES} more matches not shown ...]")
