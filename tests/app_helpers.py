@@ -14,11 +14,21 @@ from tui.core.session.state import SessionState, is_settled
 from tui.ui.app import CorralApp
 from tui.ui.widgets.session_pane import SessionPane
 
+from .server_helpers import app_server
+
 FROZEN = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 
-def demo_app(data_dir: Path, specs: list[SessionSpec] | None = None, **kwargs: object) -> CorralApp:
-    options: dict[str, object] = {"script_speed": 0, "watch_themes": False, "live_ticker": False}
+def demo_app(
+    data_dir: Path,
+    specs: list[SessionSpec] | None = None,
+    *,
+    script_speed: float = 0,
+    **kwargs: object,
+) -> CorralApp:
+    """The app on ``data_dir``, whose server runs in this process (started here)."""
+    app_server(data_dir, script_speed)
+    options: dict[str, object] = {"watch_themes": False, "live_ticker": False}
     options.update(kwargs)
     return CorralApp(data_dir, start_specs=demo_spec_list() if specs is None else specs, **options)  # type: ignore[arg-type]
 

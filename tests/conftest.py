@@ -27,7 +27,10 @@ os.environ.setdefault("CORRAL_SERVER_IDLE_EXIT", "15")
 
 @pytest.fixture(autouse=True)
 def _stop_servers(tmp_path: Path) -> Iterator[None]:
+    from tests.server_helpers import stop_test_servers
+
     yield
+    stop_test_servers()
     for info in [*tmp_path.glob("server.json"), *tmp_path.glob("*/server.json")]:
         with suppress(OSError, ValueError, KeyError):
             pid = int(json.loads(info.read_text())["pid"])

@@ -12,19 +12,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anthropic
 import httpx2 as httpx
 
+from tui.client.engine import EngineClient
 from tui.server.daemon import Daemon, ServeOptions, hold_lock
 
 from .conftest import REPO
 
+T = TypeVar("T")
 CORRAL = (sys.executable, "-m", "tui")
 LISTEN = ("--listen", "127.0.0.1:0")
 
@@ -77,31 +79,68 @@ def stop_server(served: Served) -> None:
         served.proc.wait(30)
 
 
+class ThreadServer:
+    """The data dir's server in a thread of this process, holding the data dir's lock."""
+
+    def __init__(self, data_dir: Path, options: ServeOptions) -> None:
+        self.data_dir = data_dir
+        self.daemon = Daemon(data_dir, options)
+        self._failed: list[BaseException] = []
+        self._lock = hold_lock(data_dir)
+        self._thread = threading.Thread(target=self._run, name="corral-test-server", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.daemon.run())
+        except BaseException as exc:
+            self._failed.append(exc)
+            self.daemon.ready.set()
+
+    def start(self) -> Daemon:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.__enter__()
+        self._thread.start()
+        assert self.daemon.ready.wait(60), "the server did not start"
+        if self._failed:
+            self._lock.__exit__(None, None, None)
+            raise self._failed[0]
+        return self.daemon
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self._thread.join(60)
+        self._lock.__exit__(None, None, None)
+        assert not self._thread.is_alive(), "the server did not stop"
+
+
 @contextmanager
 def server_in_thread(data_dir: Path, options: ServeOptions | None = None) -> Iterator[Daemon]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    failed: list[BaseException] = []
+    server = ThreadServer(data_dir, options or ServeOptions(script_speed=0, foreground_log=False))
+    daemon = server.start()
+    try:
+        yield daemon
+    finally:
+        server.stop()
 
-    def run() -> None:
-        try:
-            asyncio.run(daemon.run())
-        except BaseException as exc:
-            failed.append(exc)
-            daemon.ready.set()
 
-    with hold_lock(data_dir):
-        daemon = Daemon(data_dir, options or ServeOptions(script_speed=0, foreground_log=False))
-        thread = threading.Thread(target=run, name="corral-test-server", daemon=True)
-        thread.start()
-        assert daemon.ready.wait(60), "the server did not start"
-        if failed:
-            raise failed[0]
-        try:
-            yield daemon
-        finally:
-            daemon.stop()
-            thread.join(60)
-            assert not thread.is_alive(), "the server did not stop"
+# Servers a test started without a with-block (``demo_app``): stopped when it ends.
+STARTED: dict[Path, ThreadServer] = {}
+
+
+def app_server(data_dir: Path, speed: float = 0) -> Daemon:
+    """The data dir's server for this test, in this process (so a frozen clock or a
+    monkeypatch reaches the engine), started on first use."""
+    if data_dir not in STARTED:
+        options = ServeOptions(script_speed=speed, foreground_log=False)
+        STARTED[data_dir] = server = ThreadServer(data_dir, options)
+        server.start()
+    return STARTED[data_dir].daemon
+
+
+def stop_test_servers() -> None:
+    while STARTED:
+        _, server = STARTED.popitem()
+        server.stop()
 
 
 @contextmanager
@@ -110,3 +149,15 @@ def socket_client(daemon: Daemon) -> Iterator[httpx.Client]:
     transport = httpx.HTTPTransport(uds=str(daemon.data_dir / "corral.sock"))
     with httpx.Client(transport=transport, base_url="http://corral", timeout=60) as client:
         yield client
+
+
+async def on_server(daemon: Daemon, work: Callable[[EngineClient], Awaitable[T]]) -> T:
+    """Run ``work`` with the engine, on the server's own event loop (from a test's)."""
+    assert daemon.loop is not None and daemon.engine is not None
+    engine = daemon.engine
+    future = asyncio.run_coroutine_threadsafe(_call(work, engine), daemon.loop)
+    return await asyncio.wrap_future(future)
+
+
+async def _call(work: Callable[[EngineClient], Awaitable[T]], engine: EngineClient) -> T:
+    return await work(engine)

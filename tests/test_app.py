@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from tui.client.engine import EngineClient
 from tui.core.session import events as ev
 from tui.core.session.state import is_finished
 from tui.core.session.views import TailLine
-from tui.core.store.datadir import db_path
 from tui.core.store.settings import load_settings
-from tui.core.store.store import Store
 from tui.data import themes_dir
+from tui.ui.app import CorralApp
 from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.new_session import NewSessionScreen
 from tui.ui.screens.quit import QuitScreen
@@ -31,6 +29,7 @@ from tui.ui.widgets.transcript import Transcript
 
 from .app_helpers import demo_app, only_pane, pane, settle, until
 from .conftest import make_spec
+from .server_helpers import app_server, on_server
 
 APPROVAL = "Rebuild a report (asks first)"
 
@@ -62,24 +61,32 @@ async def test_arrows_move_focus_and_enter_opens_a_session(data_dir: Path) -> No
         assert not isinstance(app.screen, SessionScreen)
 
 
-def _store_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if "_connection_worker_thread" in t.name]
-
-
-async def test_leaving_the_app_any_way_closes_the_store(data_dir: Path) -> None:
-    # A store left open keeps its thread, and so the process, alive after the app ends.
-    before = _store_threads()
-    app = demo_app(data_dir)
+async def test_leaving_the_app_lets_go_of_the_server_and_the_sessions_go_on(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot, app)
-        assert len(_store_threads()) == len(before) + 1
+        target = await only_pane(pilot, app)
+        await until(pilot, lambda: target.snapshot.running, "running")
+        client = app.client
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the question")
+        app.simulate_key("d")  # detach
+        await wait_for_exit(app)
     assert app.closed.is_set()
-    # aiosqlite's thread ends just after close() returns: give it a moment, not forever.
-    for _ in range(40):
-        if _store_threads() == before:
-            break
+    assert client.http.is_closed  # type: ignore[attr-defined]
+    assert all(f._task is not None and f._task.done() for f in client._feeds)  # type: ignore[attr-defined]
+    state = await on_server(app_server(data_dir), lambda e: e.state(target.session_id))
+    assert state.status == "running"  # still working, in the server
+
+
+async def wait_for_exit(app: CorralApp) -> None:
+    # The key makes the app exit: wait on the flag, not on an app that is going.
+    for _ in range(200):
+        if app._exit:
+            return
         await asyncio.sleep(0.05)
-    assert _store_threads() == before
+    raise AssertionError("the key did not quit the app")
 
 
 async def test_mouse_click_focuses_and_double_click_opens(data_dir: Path) -> None:
@@ -191,28 +198,22 @@ async def test_the_command_palette_offers_the_focused_sessions_actions(data_dir:
         )
 
 
-async def test_an_app_on_a_data_dir_another_corral_runs_attaches_through_it(
-    data_dir: Path,
-) -> None:
-    # The other corral: an engine that runs this data dir's sessions (here, this process).
-    engine = await EngineClient.open(data_dir, script_speed=0)
-    await engine.attach()
-    try:
-        app = demo_app(data_dir, [])
-        async with app.run_test(size=(160, 48)) as pilot:
-            await until(pilot, app.ready.is_set, "the client to attach")
-            assert not app.client.runs_here
-            spec = next(s for s in demo_spec_list() if s.title == APPROVAL)
-            await engine.create(spec)
-            target = await only_pane(pilot, app)
-            await until(pilot, lambda: bool(target.snapshot.pending()), "the approval, via the log")
-            target.focus()
-            await pilot.press("y")  # answered by the other corral, through its inbox
-            await until(pilot, lambda: target.snapshot.state.stop_type == ev.END_TURN, "end_turn")
-            await pilot.press("q")  # nothing runs here: no question
-            await until(pilot, lambda: not app.is_running, "the app to quit", tries=100)
-    finally:
-        await engine.close()
+async def test_two_apps_attached_at_once_both_stay_live_and_agree(data_dir: Path) -> None:
+    first, second = demo_app(data_dir, []), demo_app(data_dir, [])
+    async with first.run_test(size=(160, 48)) as one, second.run_test(size=(160, 48)) as two:
+        await until(one, first.ready.is_set, "the first app")
+        await until(two, second.ready.is_set, "the second app")
+        spec = next(s for s in demo_spec_list() if s.title == APPROVAL)
+        await first.client.create(spec)
+        in_first, in_second = await only_pane(one, first), await only_pane(two, second)
+        await until(two, lambda: bool(in_second.snapshot.pending()), "the approval, in the second")
+        await until(one, lambda: bool(in_first.snapshot.pending()), "the approval, in the first")
+        in_second.focus()
+        await two.press("y")  # answered from the second app
+        for pilot, target in ((one, in_first), (two, in_second)):
+            await until(pilot, lambda t=target: t.snapshot.state.stop_type == ev.END_TURN, "end")
+        assert in_first.snapshot.state.last_seq == in_second.snapshot.state.last_seq
+        assert in_first.snapshot.cost == in_second.snapshot.cost
 
 
 def slow_spec(tmp_path: Path, name: str = "slow", latency: int = 300, turns: int = 30):
@@ -310,10 +311,10 @@ async def test_edited_theme_restyles_live_and_broken_one_is_refused(
 
 @pytest.mark.parametrize(
     ("key", "status", "stop"),
-    [("l", "idle", ev.INTERRUPTED), ("s", "terminated", None)],
-    ids=["leave-resumable", "stop"],
+    [("d", "running", None), ("s", "idle", ev.INTERRUPTED)],
+    ids=["detach", "stop-them-all"],
 )
-async def test_quit_asks_then_leaves_or_stops_running_sessions(
+async def test_quit_asks_then_detaches_or_stops_working_sessions(
     data_dir: Path, tmp_path: Path, key: str, status: str, stop: str | None
 ) -> None:
     app = demo_app(data_dir, [slow_spec(tmp_path, latency=20_000, turns=1)], script_speed=1.0)
@@ -327,22 +328,47 @@ async def test_quit_asks_then_leaves_or_stops_running_sessions(
         sid = next(iter(app.bridge.fleet.sessions))
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen), "quit question")
-        # The key makes the app exit: post it rather than wait on an app that is going.
         app.simulate_key(key)
-        for _ in range(200):
-            if app._exit:
-                break
-            await asyncio.sleep(0.05)
-        assert app._exit, "the key did not quit the app"
+        await wait_for_exit(app)
     assert app.closed.is_set()
-    # The next start shows the session as it was left.
-    store = await Store.open(db_path(data_dir))
-    try:
-        state = await store.state(sid)
-        assert (state.status, state.stop_type if stop else None) == (status, stop)
-        assert await store.live_lease_pid() is None
-    finally:
-        await store.close()
+    # The server has the session as the answer left it (an interrupt lands a moment later).
+    for _ in range(100):
+        state = await on_server(app_server(data_dir), lambda e: e.state(sid))
+        if (state.status, state.stop_type if stop else None) == (status, stop):
+            break
+        await asyncio.sleep(0.05)
+    assert (state.status, state.stop_type if stop else None) == (status, stop)
+
+
+async def test_reattaching_shows_what_happened_while_away(data_dir: Path, tmp_path: Path) -> None:
+    spec = make_spec(
+        tmp_path,
+        [{"text": "a", "tool_uses": [("bash", {"command": "true"})]}, {"text": "b"}],
+        name="away",
+        title="away session",
+    )
+    app = demo_app(data_dir, [spec])
+    async with app.run_test(size=(160, 48)) as pilot:
+        target = await only_pane(pilot, app)
+        await until(pilot, lambda: is_finished(target.snapshot.state), "finished")
+        sid = target.session_id
+    # Meanwhile, with no app attached: another message, and the session works on.
+    daemon = app_server(data_dir)
+    before = (await on_server(daemon, lambda e: e.state(sid))).last_seq
+    await on_server(daemon, lambda e: e.send(sid, "again"))
+    for _ in range(200):
+        state = await on_server(daemon, lambda e: e.state(sid))
+        if state.last_seq > before and is_finished(state):
+            break
+        await asyncio.sleep(0.05)
+    again = demo_app(data_dir, [])
+    async with again.run_test(size=(160, 48)) as pilot:
+        shown = await only_pane(pilot, again)
+        assert shown.snapshot.state.last_seq == state.last_seq  # as the server has it
+        away = [line.text for line in shown.snapshot.tail if line.text.startswith("while you")]
+        assert len(away) == 1, shown.snapshot.tail
+        assert away[0].startswith("while you were away: 1 model request, +$0.")
+        assert away[0].endswith(", stopped: end_turn")
 
 
 async def test_panes_coalesce_bursts(data_dir: Path, tmp_path: Path) -> None:
@@ -365,10 +391,12 @@ async def test_panes_coalesce_bursts(data_dir: Path, tmp_path: Path) -> None:
 
         target.paint = counting_paint  # type: ignore[method-assign]
         sid = target.snapshot.id
-        store = app.client.store  # type: ignore[attr-defined]  # the engine's, in this process
-        await asyncio.gather(
-            *(store.append(ev.agent_message(sid, f"burst {n}")) for n in range(500))
-        )
+
+        async def burst(engine: EngineClient) -> None:
+            messages = (ev.agent_message(sid, f"burst {n}") for n in range(500))
+            await asyncio.gather(*(engine.store.append(m) for m in messages))
+
+        await on_server(app_server(data_dir), burst)
         await until(pilot, lambda: target.snapshot.tail[-1].text == "burst 499", "burst shown")
         await pilot.pause(0.2)
         assert repaints <= 10

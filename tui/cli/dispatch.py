@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from tui.cli import money, policy, server, sessions, timeline
-from tui.cli.options import OneLineParser
+from tui.cli.options import OneLineParser, serve_args
 from tui.core.errors import CorralError
 from tui.core.printable import printable_line
 from tui.core.session.spec import SessionSpec
@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", help="where the store lives (default: $CORRAL_HOME or the user data dir)"
     )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="use the corral server at URL (key in $CORRAL_SERVER_KEY), not the data dir's",
+    )
     sub = parser.add_subparsers(dest="command")
     for group in (sessions, timeline, money, policy, server):
         group.add_commands(sub)
@@ -46,8 +51,8 @@ def run_app(args: argparse.Namespace, specs: list[SessionSpec] | None = None) ->
     app = CorralApp(
         resolve_data_dir(args.data_dir),
         start_specs=specs,
-        script_speed=getattr(args, "speed", 1.0),
-        max_concurrent=getattr(args, "max_concurrent", 8),
+        server=args.server,
+        serve_args=serve_args(args),
     )
     app.run()
     return app.return_code or 0

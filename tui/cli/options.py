@@ -61,14 +61,22 @@ def engine_options(p: argparse.ArgumentParser) -> None:
 
 @asynccontextmanager
 async def open_client(args: argparse.Namespace) -> AsyncIterator[CorralClient]:
-    """The client for this data dir: the corral already running here, else an engine in
-    this process (started only if the command runs something)."""
+    """The client for this command: the data dir's server (started if none runs, with
+    this command's engine settings), or ``--server URL``'s."""
     client = await connect(
-        resolve_data_dir(args.data_dir),
-        max_concurrent=getattr(args, "max_concurrent", 8),
-        script_speed=getattr(args, "speed", 1.0),
+        resolve_data_dir(args.data_dir), server=args.server, serve_args=serve_args(args)
     )
     try:
         yield client
     finally:
         await client.close()
+
+
+def serve_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """The engine settings a command gives the server it starts."""
+    return (
+        "--max-concurrent",
+        str(getattr(args, "max_concurrent", 8)),
+        "--speed",
+        repr(getattr(args, "speed", 1.0)),
+    )

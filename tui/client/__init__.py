@@ -1,3 +1,4 @@
-"""The one seam the app and the CLI use to reach corral: the ``CorralClient`` protocol and
-its implementations (the engine in this process, or in another process on this data
-dir). Nothing above this package touches the store or the supervisor."""
+"""The one seam the app and the CLI use to reach corral: the ``CorralClient`` protocol,
+``RemoteClient`` (the server's API; what the app and the CLI use) and ``EngineClient``
+(the engine itself: what the server serves). Nothing above this package touches the
+store or the supervisor."""

@@ -4,8 +4,6 @@ command that needs it, so reading never takes the data dir from anyone."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +11,6 @@ from tui.client.protocol import CONTROLS, Feed, RewindPreview, Rewound
 from tui.client.reads import StoreReads
 from tui.core.checkpoints.gc import GcResult
 from tui.core.checkpoints.records import CheckpointRecord
-from tui.core.engine.commands import serve_inbox
 from tui.core.engine.housekeeping import RUNNING_GRACE_S, collect_garbage
 from tui.core.engine.supervisor import Supervisor
 from tui.core.errors import UsageError
@@ -34,7 +31,6 @@ class EngineClient(StoreReads):
         self.max_concurrent = max_concurrent
         self.script_speed = script_speed
         self._supervisor: Supervisor | None = None
-        self._inbox: asyncio.Task[None] | None = None
         self.recovered: list[str] = []  # sessions a dead process left running, recovered here
         self.recovered_after: dict[str, int] = {}
 
@@ -59,8 +55,6 @@ class EngineClient(StoreReads):
             self._supervisor = supervisor
             self.recovered = list(supervisor.recovered)
             self.recovered_after = dict(supervisor.recovered_after)
-            # Commands from other processes on this data dir, answered while we run.
-            self._inbox = asyncio.create_task(serve_inbox(supervisor), name="corral-inbox")
         return self._supervisor
 
     async def attach(self, *, resume_recovered: bool = False) -> list[str]:
@@ -68,11 +62,6 @@ class EngineClient(StoreReads):
         return list(self.recovered)
 
     async def close(self) -> None:
-        if self._inbox is not None:
-            self._inbox.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._inbox
-            self._inbox = None
         if self._supervisor is not None:
             await self._supervisor.close()
             self._supervisor = None

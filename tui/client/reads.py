@@ -1,6 +1,5 @@
-"""The read side of a client that sits on this machine's store, and the work that needs
-only the store and the blobs (diffs, estimates, export, import, gc): shared by the
-in-process client and the one that talks to another process through the inbox."""
+"""The read side of the engine's client: what needs only the store and the blobs (diffs,
+estimates, export, import, gc), as the server serves it."""
 
 from __future__ import annotations
 

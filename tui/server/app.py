@@ -13,17 +13,17 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tui import __version__
 from tui.client.engine import EngineClient
 from tui.core.errors import CorralError
 from tui.core.session.state import WORKING
-from tui.server import agents, environments, extras, sessions
+from tui.server import agents, environments, extras, rpc, sessions
 from tui.server.auth import KeyCheck
 from tui.server.errors import ApiError, envelope, on_api_error, on_corral_error
 from tui.server.requests import engine_of
+from tui.server.responses import JSONResponse
 from tui.server.shapes import iso
 
 log = logging.getLogger("corral.server")
@@ -79,6 +79,7 @@ def build_app(engine: EngineClient, *, key: str | None, started_at: datetime) ->
         *environments.ROUTES,
         *sessions.ROUTES,
         *extras.ROUTES,
+        *rpc.ROUTES,
         Route(extras.PREFIX + "/server", server_info, methods=["GET"]),
     ]
     app = Starlette(

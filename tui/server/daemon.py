@@ -115,6 +115,7 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self.ready = threading.Event()  # set once server.json says where it listens
+        self.engine: EngineClient | None = None
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -122,6 +123,7 @@ class Daemon:
         engine = await EngineClient.open(
             self.data_dir, max_concurrent=options.max_concurrent, script_speed=options.script_speed
         )
+        self.engine = engine  # for a test that runs the server in a thread of its own
         listeners: list[Listener] = []
         try:
             recovered = await engine.attach(resume_recovered=True)
@@ -150,6 +152,10 @@ class Daemon:
             _remove_info(self.data_dir, listeners)
             await engine.close()
             log.info("stopped")
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
 
     def stop(self) -> None:
         """Ask for a clean stop, from any thread."""

@@ -4,7 +4,6 @@ packages and limits)."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tui.core.clock import utc_now
@@ -13,6 +12,7 @@ from tui.core.session.definitions import EnvironmentRecord, check_environment
 from tui.server.errors import ApiError
 from tui.server.pages import page
 from tui.server.requests import body_of, engine_of
+from tui.server.responses import JSONResponse
 from tui.server.shapes import environment_shape, iso
 
 

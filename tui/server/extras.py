@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from tui.core.checkpoints.scan import Change
@@ -24,6 +24,7 @@ from tui.core.permissions.simulator import simulate, summary
 from tui.core.session.spec_reader import parse_spec
 from tui.server.errors import ApiError, invalid
 from tui.server.requests import body_of, engine_of
+from tui.server.responses import JSONResponse
 from tui.server.shapes import corral_event
 from tui.server.streams import stream_response
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from tui.core.clock import utc_now
@@ -28,6 +28,7 @@ from tui.core.store.datadir import workspaces_dir
 from tui.server.errors import ApiError, invalid
 from tui.server.pages import limit_of, page
 from tui.server.requests import body_of, engine_of, query_list
+from tui.server.responses import JSONResponse
 from tui.server.shapes import event_shape, iso, session_shape
 from tui.server.streams import stream_response
 

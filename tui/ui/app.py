@@ -46,8 +46,8 @@ class CorralApp(App[None]):
         data_dir: Path,
         *,
         start_specs: list[SessionSpec] | None = None,
-        script_speed: float = 1.0,
-        max_concurrent: int = 8,
+        server: str | None = None,
+        serve_args: tuple[str, ...] = (),
         specs_dir: Path | None = None,
         themes_dir: Path | None = None,
         watch_themes: bool = True,
@@ -57,8 +57,8 @@ class CorralApp(App[None]):
         super().__init__()
         self.data_dir = data_dir
         self.start_specs = start_specs or []
-        self.script_speed = script_speed
-        self.max_concurrent = max_concurrent
+        self.server = server  # another machine's corral server, else the data dir's
+        self.serve_args = serve_args  # for the data dir's server, if the app starts it
         self.specs_dir = specs_dir or data.sessions_dir()
         self.themes_dir = themes_dir or data.themes_dir()
         self.watch_themes = watch_themes
@@ -83,14 +83,10 @@ class CorralApp(App[None]):
     @work(exclusive=True, group="core")
     async def start(self) -> None:
         try:
-            # The corral already running this data dir if there is one, else the engine
-            # here; sessions a crash left running carry on from their last checkpoint.
-            # Until the app is a client of the server (a server already running is used).
+            # The server runs the sessions (started if none does); the app only shows
+            # them. Sessions a crash left running carried on when the server took over.
             self.client = await connect(
-                self.data_dir,
-                max_concurrent=self.max_concurrent,
-                script_speed=self.script_speed,
-                start_server=False,
+                self.data_dir, server=self.server, serve_args=self.serve_args
             )
             recovered = await self.client.attach(resume_recovered=True)
         except CorralError as exc:
@@ -100,7 +96,8 @@ class CorralApp(App[None]):
             return
         self.dashboard = DashboardScreen(self.client, self.data_dir / "policies")
         await self.push_screen(self.dashboard)
-        self.bridge = CoreBridge(self, self.client, self.now)
+        notes = (self.data_dir, self.server or "local")
+        self.bridge = CoreBridge(self, self.client, self.now, notes)
         await self.bridge.subscribe()
         await self.bridge.load()
         for sid in recovered:
@@ -253,6 +250,7 @@ class CorralApp(App[None]):
     # -- quitting -------------------------------------------------------------------------
 
     def action_request_quit(self) -> None:
+        """Leave the app. The sessions are the server's: they go on unless asked to stop."""
         running = self._running_sessions()
         if not running:
             self.exit()
@@ -266,23 +264,23 @@ class CorralApp(App[None]):
         self.push_screen(QuitScreen(len(running)), answered)
 
     def _running_sessions(self) -> list[str]:
-        """Sessions this process runs that are running now (another corral's go on)."""
-        if not self.ready.is_set() or not self.client.runs_here:
+        if not self.ready.is_set():
             return []
         return [sid for sid, snap in self.bridge.fleet.sessions.items() if snap.running]
 
     async def close_core(self, *, stop: bool = False) -> None:
-        """Stop following the sessions and let go of the client; with ``stop``, cancel
-        the running sessions first (else they are left idle and resumable)."""
+        """Stop following the sessions and let go of the client; with ``stop``, pause the
+        working sessions first (cut short, idle and resumable), else they go on in the server."""
         if self._client_closing or not hasattr(self, "client"):
             return
         self._client_closing = True
         if hasattr(self, "bridge"):
             self.bridge.close()
+            self.bridge.remember_seen()
             if stop:
                 for sid in self._running_sessions():
                     with contextlib.suppress(CorralError):  # it ended on its own meanwhile
-                        await self.client.control(sid, "cancel")
+                        await self.client.control(sid, "interrupt")
         await self.client.close()
         self.closed.set()
 

@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,8 @@ from tui.client.protocol import CorralClient, Feed
 from tui.core.errors import CorralError
 from tui.core.printable import printable_line
 from tui.core.session import events as ev
-from tui.core.session.views import SessionView, SpendHistory, Totals, totals
+from tui.core.session.away import away_line, load_seen, save_seen, seen_of
+from tui.core.session.views import SessionView, SpendHistory, TailLine, Totals, totals
 from tui.core.store.bus import Delta, Item
 from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot, copy_state
 
@@ -67,10 +69,17 @@ class CoreBridge:
             self.text = text
             self.severity = severity
 
-    def __init__(self, app: App, client: CorralClient, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        app: App,
+        client: CorralClient,
+        clock: Callable[[], datetime],
+        notes: tuple[Path, str] | None = None,
+    ) -> None:
         self.app = app
         self.client = client
         self.clock = clock
+        self.notes = notes  # (data dir, server): where "while you were away" is kept
         self.fleet = EMPTY_FLEET  # the last one posted
         self.spend = SpendHistory()
         self._views: dict[str, SessionView] = {}  # in the order the sessions were made
@@ -96,10 +105,19 @@ class CoreBridge:
     async def load(self) -> None:
         """Views for every stored session (in the order made), each with its log's tail."""
         records = await self.client.sessions()
+        seen = load_seen(*self.notes) if self.notes else {}
         # Title breaks ties: a frozen test clock gives every session the same time.
         for record in sorted(records, key=lambda r: (r.created_at, printable_line(r.title))):
-            await self._add(record.id)
+            view = await self._add(record.id)
+            line = away_line(seen[record.id], view.state) if record.id in seen else None
+            if line:
+                view.tail.append(TailLine("status", line))
         self._flush()
+
+    def remember_seen(self) -> None:
+        """Note how far each session has been seen, for the next attach's away lines."""
+        if self.notes:
+            save_seen(*self.notes, {sid: seen_of(v.state) for sid, v in self._views.items()})
 
     async def _add(self, session_id: str) -> SessionView:
         record = await self.client.session(session_id)

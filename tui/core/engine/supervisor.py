@@ -1,11 +1,10 @@
 """The supervisor: starts, steers and stops sessions; one per data dir at a time.
 
 It owns the runners (one task per live session), the sandboxes, and a concurrency
-cap on sessions doing work at once (a parked or idle session holds no slot).
-Commands from other processes (``corral approve`` while this one runs) arrive
-through the store's inbox: see ``commands.py``. (One class a little past 400 lines: it
-owns every live runner and sandbox; what needs neither lives beside it, in
-``workspaces.py``, ``forks.py``, ``recovery.py`` and ``commands.py``.)
+cap on sessions doing work at once (a parked or idle session holds no slot). It runs
+inside ``corral serve``; everything else reaches it through the server's API. (One class
+a little past 400 lines: it owns every live runner and sandbox; what needs neither lives
+beside it, in ``workspaces.py``, ``forks.py``, ``recovery.py`` and ``housekeeping.py``.)
 """
 
 from __future__ import annotations

@@ -210,24 +210,6 @@ class Store:
             rows = await cursor.fetchall()
         return [Event.from_row(session_id, *row) for row in rows]
 
-    async def last_rowid(self) -> int:
-        """Where the log ends now, across sessions (for a reader in another process)."""
-        async with self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM events") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def events_after_rowid(
-        self, after: int, session_id: str | None = None, limit: int = 1000
-    ) -> tuple[list[Event], int]:
-        """Events appended after ``after`` (a rowid), oldest first, and the rowid read to."""
-        sql = "SELECT rowid, session_id, seq, id, type, processed_at, payload FROM events"
-        sql += " WHERE rowid > ?" + (" AND session_id = ?" if session_id else "")
-        params: tuple[Any, ...] = (after, session_id) if session_id else (after,)
-        async with self._db.execute(sql + " ORDER BY rowid LIMIT ?", (*params, limit)) as cur:
-            rows = await cur.fetchall()
-        events = [Event.from_row(*row[1:]) for row in rows]
-        return events, (rows[-1][0] if rows else after)
-
     async def get_session(self, session_id: str) -> SessionRecord:
         if not session_id.isascii() or not session_id.strip():
             # Ids are ASCII: anything else (escapes, undecodable bytes) names nothing.
@@ -355,7 +337,7 @@ class Store:
         """Remove a session and everything of it from the store (its blobs stay until gc)."""
 
         def delete(conn: sqlite3.Connection) -> None:
-            for table in ("checkpoints", "events", "usage", "inbox"):
+            for table in ("checkpoints", "events", "usage"):
                 conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
@@ -368,28 +350,7 @@ class Store:
         async with self._db.execute("SELECT DISTINCT manifest FROM checkpoints") as cursor:
             return {row[0] for row in await cursor.fetchall()}
 
-    # -- inbox and lease -------------------------------------------------------------
-
-    async def inbox_put(self, session_id: str, kind: str, payload: dict[str, Any]) -> int:
-        """Queue a command for the live supervisor; returns its id (see ``inbox_outcome``)."""
-        return int(await self._write(lambda c: lease.inbox_put(c, session_id, kind, payload)))
-
-    async def inbox_take(self) -> list[tuple[int, str, str, dict[str, Any]]]:
-        """Commands not taken yet, oldest first, marked taken."""
-        return await self._write(lease.inbox_take)  # type: ignore[no-any-return]
-
-    async def inbox_answer(self, command_id: int, outcome: str) -> None:
-        """Say how a command went (JSON: its result, or the one-line error it met)."""
-        await self._write(lambda c: lease.inbox_answer(c, command_id, outcome))
-
-    async def inbox_outcome(self, command_id: int) -> str | None:
-        """The answer to a command, once the supervisor gave one (then the row goes)."""
-        async with self._db.execute("SELECT outcome FROM inbox WHERE id=?", (command_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None or row[0] is None:
-            return None
-        await self._write(lambda c: c.execute("DELETE FROM inbox WHERE id = ?", (command_id,)))
-        return str(row[0])
+    # -- lease -----------------------------------------------------------------------
 
     async def claim_lease(self) -> None:
         """Become the one process that runs sessions on this data dir, or say who is."""

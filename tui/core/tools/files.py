@@ -168,7 +168,6 @@ def regex_timeout() -> ToolError:
     )
 
 
-
 TOGETHER_S = 2.0  # files modified this close together count as written at once
 
 
@@ -188,6 +187,7 @@ def newest_first(paths: list[Path]) -> list[Path]:
             newest = mtime
         burst.append((name, path))
     return out + [p for _, p in sorted(burst)]
+
 
 def glob(ws: Workspace, pattern: str, path: str | None = None) -> str:
     deadline = time.monotonic() + SEARCH_BUDGET_S
