@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -243,3 +244,80 @@ def test_corral_home_is_the_default_data_dir(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert (tmp_path / "home" / "corral.db").exists()
+
+
+def slow_spec(tmp_path: Path, turns: int = 3, latency: int = 1500) -> Path:
+    write_script(
+        tmp_path / "slow.toml",
+        [
+            {
+                "text": f"step {n}",
+                "latency_ms": latency,
+                "tool_uses": [("bash", {"command": "true"})],
+            }
+            for n in range(turns)
+        ]
+        + [{"text": "all done"}],
+    )
+    spec = tmp_path / "slow-spec.toml"
+    spec.write_text('title = "slow"\nprompt = "go"\n[agent]\nmodel = "scripted:slow.toml"\n')
+    return spec
+
+
+def status_of(data: Path) -> dict:
+    (session,) = json.loads(corral("ls", "--json", data_dir=data).stdout)
+    return session
+
+
+def test_ctrl_c_detaches_the_run_and_attach_follows_the_session_to_its_stop(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    proc = start_corral("run", str(slow_spec(tmp_path)), "--headless", data_dir=data)
+    sid = wait_for_line(proc, "started").split()[1]
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert "detached; the sessions go on" in proc.stderr.read()
+    assert status_of(data)["status"] == "running"  # it went on without us
+    attached = corral("attach", sid, data_dir=data, timeout=60)
+    assert attached.returncode == 0, attached.stderr
+    assert "agent: all done" in attached.stdout
+    assert attached.stdout.rstrip().endswith("status idle (end_turn)")
+    again = corral("attach", sid, data_dir=data)  # stopped now: says so, and how to go on
+    assert again.returncode == 0 and "`corral send` gives it more work" in again.stdout
+
+
+def test_stop_on_exit_interrupts_the_sessions_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    spec = str(slow_spec(tmp_path, latency=20_000))
+    proc = start_corral("run", spec, "--headless", "--stop-on-exit", data_dir=data)
+    wait_for_line(proc, "started")
+    wait_for_line(proc, "model request")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert "interrupted 1 session(s)" in proc.stderr.read()
+    for _ in range(100):
+        if status_of(data)["stop_reason"] == "interrupted":
+            break
+        time.sleep(0.1)
+    assert (status_of(data)["status"], status_of(data)["stop_reason"]) == ("idle", "interrupted")
+
+
+def test_logs_prints_the_log_and_follows_with_f(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = start_corral("run", str(slow_spec(tmp_path, latency=300)), "--headless", data_dir=data)
+    sid = wait_for_line(proc, "started").split()[1]
+    follower = start_corral("logs", sid, "-f", data_dir=data)
+    try:
+        wait_for_line(follower, "agent: all done")  # printed as it happened
+        assert proc.wait(timeout=60) == 0
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=30)
+        proc.kill()
+    last_two = corral("logs", sid, "-n", "2", data_dir=data).stdout.splitlines()
+    assert len(last_two) == 2 and last_two[-1].endswith("status idle (end_turn)")
+    everything = corral("logs", sid, data_dir=data).stdout.splitlines()
+    assert [int(line.split("#")[1].split()[0]) for line in everything] == list(
+        range(1, len(everything) + 1)
+    )

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 
-from tui.cli import money, policy, server, sessions, timeline
+from tui.cli import money, policy, server, sessions, timeline, watch
 from tui.cli.options import OneLineParser, serve_args
 from tui.core.errors import CorralError
 from tui.core.printable import printable_line
@@ -23,6 +23,7 @@ COMMANDS: dict[str, Command] = {
     **money.COMMANDS,
     **policy.COMMANDS,
     **server.COMMANDS,
+    **watch.COMMANDS,
 }
 
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the corral server at URL (key in $CORRAL_SERVER_KEY), not the data dir's",
     )
     sub = parser.add_subparsers(dest="command")
-    for group in (sessions, timeline, money, policy, server):
+    for group in (sessions, watch, timeline, money, policy, server):
         group.add_commands(sub)
     return parser
 
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(
-            "corral: detached; the sessions go on in this data dir's server"
-            " (`corral pause SESSION` or `corral server stop` stops them)",
+            "corral: detached; the sessions go on in the server"
+            " (`corral attach SESSION` follows one again, `corral interrupt SESSION` stops it)",
             file=sys.stderr,
         )
         return 130

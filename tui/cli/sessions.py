@@ -4,7 +4,10 @@ deny, pause, resume, interrupt, cancel."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +25,7 @@ from tui.cli.output import (
 from tui.client.protocol import CorralClient
 from tui.core.checkpoints.archive import import_pending
 from tui.core.clock import utc_now
-from tui.core.errors import UsageError
+from tui.core.errors import CorralError, UsageError
 from tui.core.money.estimate import forecast
 from tui.core.money.pricing import format_usd
 from tui.core.money.spend import cache_saving
@@ -40,6 +43,7 @@ DEMO_APPROVAL_PAUSE_S = 3.0
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = sub.add_parser("demo", help="run the bundled offline demo sessions")
     runner_options(demo)
+    stop_on_exit(demo)
     demo.add_argument(
         "--approve-after",
         type=bounded(float, 0, 3600),
@@ -59,6 +63,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "--backend", choices=["auto", "local", "docker"], help="ad-hoc: sandbox backend"
     )
     runner_options(run)
+    stop_on_exit(run)
 
     ls = sub.add_parser("ls", help="list sessions")
     ls.add_argument("--json", action="store_true")
@@ -95,6 +100,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         runner_options(p)
 
 
+def stop_on_exit(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stop-on-exit",
+        action="store_true",
+        help="--headless: Ctrl-C interrupts the sessions too (else they go on in the server)",
+    )
+
+
 def demo_spec_list() -> list[SessionSpec]:
     paths = sorted(sessions_dir().glob("demo-*.toml"))
     if not paths:
@@ -125,23 +138,36 @@ def build_run_specs(args: argparse.Namespace) -> list[SessionSpec]:
 
 
 async def start_and_follow(
-    client: CorralClient, specs: list[SessionSpec], *, auto_approve_after: float | None
+    client: CorralClient,
+    specs: list[SessionSpec],
+    *,
+    auto_approve_after: float | None,
+    stop_on_exit: bool = False,
 ) -> int:
-    """Start ``specs`` side by side, print their events until all stop, then a summary."""
-    for sid in await client.attach():
-        print(
-            f"recovered {sid}: it was running when corral stopped; its workspace is back"
-            " at its last checkpoint"
-        )
-    with await client.subscribe() as feed:
-        ids = []
-        for spec in specs:
-            ids.append(await client.create(spec))
-            print(f"session {ids[-1]} started: {printable_line(spec.title)}", flush=True)
-            record = await client.session(ids[-1])
-            for note in record.metadata.get("workspace_copy_skipped", []):
-                print(f"  workspace copy skipped {printable_line(str(note))}", flush=True)
-        states = await follow(client, feed, ids, auto_approve_after=auto_approve_after)
+    """Start ``specs`` side by side, print their events until all stop, then a summary.
+    Ctrl-C leaves them running in the server, unless ``stop_on_exit`` (then they are
+    interrupted: idle and resumable)."""
+    ids: list[str] = []
+    try:
+        with await client.subscribe() as feed:
+            for spec in specs:
+                ids.append(await client.create(spec))
+                print(f"session {ids[-1]} started: {printable_line(spec.title)}", flush=True)
+                record = await client.session(ids[-1])
+                for note in record.metadata.get("workspace_copy_skipped", []):
+                    print(f"  workspace copy skipped {printable_line(str(note))}", flush=True)
+            states = await follow(client, feed, ids, auto_approve_after=auto_approve_after)
+    except asyncio.CancelledError:  # Ctrl-C
+        if stop_on_exit:
+            for sid in ids:
+                with contextlib.suppress(CorralError):  # it stopped on its own meanwhile
+                    await client.control(sid, "interrupt")
+            print(
+                f"corral: interrupted {len(ids)} session(s); `corral resume SESSION` goes on",
+                file=sys.stderr,
+            )
+            raise SystemExit(130) from None
+        raise
     print()
     print_table(summary_rows([await client.session(s) for s in ids], utc_now()), SUMMARY_HEADER)
     return 0 if all(s.stop_type == ev.END_TURN for s in states) else 1
@@ -150,13 +176,17 @@ async def start_and_follow(
 async def cmd_demo(args: argparse.Namespace) -> int:
     specs = demo_spec_list()
     async with open_client(args) as client:
-        return await start_and_follow(client, specs, auto_approve_after=args.approve_after)
+        return await start_and_follow(
+            client, specs, auto_approve_after=args.approve_after, stop_on_exit=args.stop_on_exit
+        )
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
     specs = build_run_specs(args)
     async with open_client(args) as client:
-        return await start_and_follow(client, specs, auto_approve_after=None)
+        return await start_and_follow(
+            client, specs, auto_approve_after=None, stop_on_exit=args.stop_on_exit
+        )
 
 
 async def cmd_ls(args: argparse.Namespace) -> int:
