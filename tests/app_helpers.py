@@ -28,7 +28,7 @@ def demo_app(
 ) -> CorralApp:
     """The app on ``data_dir``, whose server runs in this process (started here)."""
     app_server(data_dir, script_speed)
-    options: dict[str, object] = {"watch_themes": False, "live_ticker": False}
+    options: dict[str, object] = {"watch_themes": False, "live_ticker": False, "freeze_gc": False}
     options.update(kwargs)
     return CorralApp(data_dir, start_specs=demo_spec_list() if specs is None else specs, **options)  # type: ignore[arg-type]
 

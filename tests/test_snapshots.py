@@ -74,3 +74,35 @@ def test_session_screen(snap_compare, data_dir: Path) -> None:  # type: ignore[n
         await pilot.pause(0.2)
 
     assert snap_compare(demo_app(data_dir), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.usefixtures("frozen_clock")
+def test_dashboard_compact_64(snap_compare, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tui.core.session.state import is_settled
+
+    from .test_dashboard_layout import many_specs
+
+    async def run_before(pilot: Pilot) -> None:
+        app = pilot.app
+        await until(pilot, app.ready.is_set, "the app", tries=600)  # type: ignore[attr-defined]
+
+        def done() -> bool:
+            board = app.dashboard  # type: ignore[attr-defined]
+            sessions = app.bridge.fleet.sessions  # type: ignore[attr-defined]
+            return (
+                board.compact is not None
+                and board.compact.table.row_count == 64
+                and len(sessions) == 64
+                and all(is_settled(s.state) for s in sessions.values())
+                and app.bridge.settled  # type: ignore[attr-defined]
+            )
+
+        await until(pilot, done, "64 settled sessions", tries=1200)
+        table = app.dashboard.compact.table  # type: ignore[attr-defined]
+        table.move_cursor(row=0)
+        table.focus()
+        app.clear_notifications()
+        await pilot.pause(0.3)
+
+    app = demo_app(data_dir, many_specs(tmp_path, 64))
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

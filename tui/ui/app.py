@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ class CorralApp(App[None]):
         themes_dir: Path | None = None,
         watch_themes: bool = True,
         live_ticker: bool = True,
+        freeze_gc: bool = True,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__()
@@ -63,6 +65,7 @@ class CorralApp(App[None]):
         self.themes_dir = themes_dir or data.themes_dir()
         self.watch_themes = watch_themes
         self.live_ticker = live_ticker  # off in snapshot tests: no wall-clock sampling
+        self.freeze_gc = freeze_gc  # off in tests, where many apps share one process
         self.now = clock
         self.client: CorralClient
         self.bridge: CoreBridge
@@ -113,6 +116,11 @@ class CorralApp(App[None]):
             self.set_interval(TICK_S, self.bridge.tick)
         for spec in self.start_specs:
             await self._create(spec)
+        if self.freeze_gc:
+            # What start-up made lives as long as the app: moved out of the collector's
+            # reach, so its full collections (each walking every object) stay short.
+            gc.collect()
+            gc.freeze()
         self.ready.set()
 
     # -- what the bridge tells the user -----------------------------------------------

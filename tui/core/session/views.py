@@ -142,6 +142,9 @@ class SessionView(Shown):
     tail: deque[TailLine] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     streaming: str = ""
     version: int = 0
+    # The last messages stored: a preview of one of them arriving late (a feed that
+    # loaded the log first) is stale, and must not reopen the streaming line.
+    finished: deque[str] = field(default_factory=lambda: deque(maxlen=32))
 
     def pending(self) -> list[tuple[str, dict[str, Any]]]:
         return list(self.state.pending_approvals.items())
@@ -151,11 +154,15 @@ class SessionView(Shown):
         line = tail_line(event)
         if line is not None:
             self.tail.append(line)
+        if event.type in (ev.AGENT_MESSAGE, ev.AGENT_THINKING):
+            self.finished.append(event.id)
         if event.type in (ev.AGENT_MESSAGE, ev.AGENT_THINKING, ev.SPAN_MODEL_REQUEST_END):
             self.streaming = ""
         self.version += 1
 
     def apply_delta(self, delta: Delta) -> None:
+        if delta.event_id and delta.event_id in self.finished:
+            return
         if delta.kind == "text":
             self.streaming = (self.streaming + delta.text)[-STREAM_CHARS:]
             self.version += 1

@@ -9,13 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.core.checkpoints.diff import CheckpointDiff
 from tui.core.money.pricing import format_usd
 from tui.core.printable import printable, printable_line
 from tui.core.session import events as ev
 from tui.core.session.describe import describe
+from tui.ui.widgets.key_hints import KeyHints
 
 MAX_DIFFS = 50  # files with a line diff on screen; the rest are listed only
 
@@ -66,4 +67,4 @@ class CheckpointDiffScreen(Screen[None]):
             for path, text in self.diffs.items():
                 yield Static(Text(printable_line(path)), classes="diff--heading")
                 yield Static(Syntax(printable(text), "diff", theme="ansi_dark", word_wrap=True))
-        yield Footer()
+        yield KeyHints()

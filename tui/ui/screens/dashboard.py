@@ -8,17 +8,22 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Input, Static
+from textual.css.scalar import Scalar
+from textual.widgets import DataTable, Input, Static
 
 from tui.client.protocol import CorralClient
 from tui.ui.fleet import Fleet, SessionSnapshot
 from tui.ui.screens.fleet_screen import FleetScreen
 from tui.ui.screens.session import SessionScreen
 from tui.ui.screens.session_actions import SessionActions
+from tui.ui.widgets.compact_fleet import CompactFleet
 from tui.ui.widgets.cost_ticker import CostTicker
+from tui.ui.widgets.key_hints import KeyHints
 from tui.ui.widgets.session_pane import SessionPane
 
 PANE_MIN_WIDTH = 50
+PANE_MIN_HEIGHT = 13
+COMPACT_AT = 24  # more sessions than this: the table instead of a pane each
 
 
 class DashboardScreen(SessionActions):
@@ -58,6 +63,7 @@ class DashboardScreen(SessionActions):
     def __init__(self, client: CorralClient, profiles_dir: Path) -> None:
         super().__init__(client, profiles_dir)
         self._panes: dict[str, SessionPane] = {}  # one per session, in the order made
+        self.compact: CompactFleet | None = None  # the table, once there are many sessions
 
     def compose(self) -> ComposeResult:
         yield CostTicker().data_bind(FleetScreen.fleet)
@@ -65,14 +71,27 @@ class DashboardScreen(SessionActions):
         yield Input(placeholder="filter by status or text (esc clears)", id="filter", disabled=True)
         with VerticalScroll(id="panes"):
             yield Static("No sessions yet — press n to start one.", id="empty")
-        yield Footer()
+        yield KeyHints()
 
     @property
     def columns(self) -> int:
         return max(1, min(4, (self.size.width - 2) // PANE_MIN_WIDTH))
 
     def on_resize(self, event: events.Resize) -> None:
-        self.query_one("#panes").styles.grid_size_columns = self.columns
+        if self.compact is None:
+            self.query_one("#panes").styles.grid_size_columns = self.columns
+            self.call_after_refresh(self._fit_rows)
+
+    def _fit_rows(self) -> None:
+        """Rows share the height there is (3 sessions fill the screen, not a third of it);
+        past what fits, each keeps a readable minimum and the grid scrolls."""
+        if self.compact is not None:
+            return
+        grid = self.query_one("#panes")
+        rows = max(1, -(-len(self.panes()) // self.columns))
+        height = max(PANE_MIN_HEIGHT, grid.content_size.height // rows)
+        if grid.styles.grid_rows != (Scalar.parse(str(height)),):
+            grid.styles.grid_rows = str(height)
 
     def panes(self) -> list[SessionPane]:
         """The panes shown (the filter hides some), in order."""
@@ -82,6 +101,9 @@ class DashboardScreen(SessionActions):
         self.watch_fleet(self.fleet)
 
     def watch_fleet(self, fleet: Fleet) -> None:
+        if self.compact is not None or len(fleet.sessions) > COMPACT_AT:
+            self._show_compact(fleet)
+            return
         new = []
         for sid, snapshot in fleet.sessions.items():
             pane = self._panes.get(sid)
@@ -99,17 +121,44 @@ class DashboardScreen(SessionActions):
         filter_text = self.query_one("#filter", Input).value
         if filter_text:
             self.apply_filter(filter_text)
+        self.call_after_refresh(self._fit_rows)
         if not isinstance(self.focused, SessionPane):
             self.call_after_refresh(self._focus_first)
 
     def _focus_first(self) -> None:
+        if self.compact is not None:
+            self.compact.table.focus()
+            return
         panes = self.panes()
         if panes and not isinstance(self.focused, SessionPane | Input):
             panes[0].focus()
 
     def selected(self) -> SessionSnapshot | None:
         focused = self.focused
-        return focused.snapshot if isinstance(focused, SessionPane) else None
+        if isinstance(focused, SessionPane):
+            return focused.snapshot
+        return self.compact.selected() if self.compact is not None else None
+
+    # -- many sessions: a table ------------------------------------------------------
+
+    def _show_compact(self, fleet: Fleet) -> None:
+        """Past ``COMPACT_AT`` sessions, one row each (and panes for the few in focus):
+        64 panes would cost more to lay out than the terminal can show."""
+        if self.compact is None:
+            self.compact = CompactFleet()
+            grid = self.query_one("#panes")
+            grid.display = False
+            self._panes.clear()
+            # Removed once the panes still being mounted into it are in: all of them go.
+            self.call_after_refresh(grid.remove)
+            self.mount(self.compact, before=self.query_one(KeyHints))
+            self.call_after_refresh(self.compact.table.focus)
+        text = self.query_one("#filter", Input).value
+        shown = {sid: s for sid, s in fleet.sessions.items() if s.matches(text)}
+        self.compact.show(shown)
+
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        self.open_session(str(message.row_key.value))
 
     def action_move(self, dx: int, dy: int) -> None:
         panes = self.panes()
@@ -156,5 +205,9 @@ class DashboardScreen(SessionActions):
             self._focus_first()
 
     def apply_filter(self, text: str) -> None:
+        if self.compact is not None:
+            self._show_compact(self.fleet)
+            return
         for pane in self._panes.values():
             pane.display = pane.snapshot.matches(text)
+        self.call_after_refresh(self._fit_rows)

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, OptionList, Select, Static
+from textual.widgets import Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from tui.client.protocol import CorralClient
@@ -25,6 +25,7 @@ from tui.core.session import events as ev
 from tui.core.session.spec import POLICIES
 from tui.ui.fleet import SessionSnapshot
 from tui.ui.screens.text_prompt import TextPromptScreen
+from tui.ui.widgets.key_hints import KeyHints
 from tui.ui.widgets.policy_preview import PolicyPreview
 from tui.ui.widgets.rule_table import RuleTable
 
@@ -90,7 +91,7 @@ class PolicyEditorScreen(Screen[None]):
                 yield Label("", id="rule-error")
         yield Label(Text("Preview: recent tool uses under this policy", style="bold"))
         yield PolicyPreview()
-        yield Footer()
+        yield KeyHints()
 
     def on_mount(self) -> None:
         self._show_tools()

@@ -11,7 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from tui.client.protocol import CorralClient
 from tui.core.money.pricing import default_pricing, format_usd
@@ -22,6 +22,7 @@ from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot
 from tui.ui.screens.fleet_screen import FleetScreen
 from tui.ui.screens.session_actions import SessionActions
 from tui.ui.widgets.cost_ticker import CostTicker
+from tui.ui.widgets.key_hints import KeyHints
 from tui.ui.widgets.transcript import Transcript
 
 
@@ -78,7 +79,7 @@ class SessionScreen(SessionActions):
         yield Input(
             placeholder="message the agent (enter sends; resumes an idle session)", id="message"
         )
-        yield Footer()
+        yield KeyHints()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from tui.client.protocol import CorralClient
 from tui.core.checkpoints.timeline import Timeline
@@ -20,6 +20,7 @@ from tui.ui.screens.confirm_rewind import ConfirmRewindScreen
 from tui.ui.screens.fleet_screen import FleetScreen
 from tui.ui.widgets.checkpoint_table import CheckpointTable
 from tui.ui.widgets.cost_ticker import CostTicker
+from tui.ui.widgets.key_hints import KeyHints
 
 
 class TimelineScreen(FleetScreen):
@@ -52,7 +53,7 @@ class TimelineScreen(FleetScreen):
         yield Static(classes="timeline--header")
         yield CheckpointTable()
         yield Static(classes="timeline--detail")
-        yield Footer()
+        yield KeyHints()
 
     def on_mount(self) -> None:
         self.reload()

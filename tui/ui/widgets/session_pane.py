@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import humanize
 from rich.text import Text
 from textual import events
@@ -58,9 +60,6 @@ def short_duration(seconds: object) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-TAIL_ROWS = 8
-
-
 def same_text(old: object, new: Text) -> bool:
     """Would showing ``new`` change nothing? (Text's == ignores the base style.)"""
     return isinstance(old, Text) and old == new and old.style == new.style
@@ -78,14 +77,13 @@ class SessionPane(Widget, can_focus=True):
 
     DEFAULT_CSS = """
     SessionPane {
-        height: 13;
+        height: 100%;
         layout: vertical;
         padding: 0 1;
     }
     SessionPane > Static { text-wrap: nowrap; text-overflow: ellipsis; }
     SessionPane > .pane--title { height: 1; }
     SessionPane > .pane--meta { height: 1; }
-    SessionPane > .pane--tail { height: 1fr; overflow: hidden; }
     SessionPane > .pane--usage { height: 1; }
     """
 
@@ -97,8 +95,10 @@ class SessionPane(Widget, can_focus=True):
             super().__init__()
             self.session_id = session_id
 
-    def __init__(self, snapshot: SessionSnapshot) -> None:
-        super().__init__(id=f"pane-{snapshot.id}")
+    def __init__(self, snapshot: SessionSnapshot, *, with_id: bool = True) -> None:
+        # An id (for tests and clicks) where one pane per session is shown; the compact
+        # layout's few panes come and go, and take none.
+        super().__init__(id=f"pane-{snapshot.id}" if with_id else None)
         self.session_id = snapshot.id
         self.set_reactive(SessionPane.snapshot, snapshot)
         self._borders: tuple[str, str] | None = None
@@ -106,7 +106,7 @@ class SessionPane(Widget, can_focus=True):
         # Held, not queried: the rows are painted from on_mount on.
         self._title = Static(classes="pane--title")
         self._meta = Static(classes="pane--meta")
-        self._tail = Static(classes="pane--tail")
+        self._tail = PaneTail(self._style, classes="pane--tail")
         self._usage = Static(classes="pane--usage")
 
     def compose(self) -> ComposeResult:
@@ -150,11 +150,7 @@ class SessionPane(Widget, can_focus=True):
                 set_row(static, text)
         if force or snap.version != self._shown_version:
             self._shown_version = snap.version
-            set_row(self._tail, self._tail_text())
-
-    def on_resize(self) -> None:
-        # How many tail rows fit may have changed: redraw them for the new height.
-        set_row(self._tail, self._tail_text())
+            self._tail.show(snap.tail, snap.streaming_line(200) if snap.streaming else "")
 
     def _title_text(self) -> Text:
         pending = self.snapshot.pending()
@@ -194,23 +190,42 @@ class SessionPane(Widget, can_focus=True):
         ]
         return " ".join(w for w in words if w)
 
-    def _tail_text(self) -> Text:
-        # Newest lines win: when the pane is squeezed, or a line is still streaming, the
-        # oldest ones are dropped rather than the newest being cut off at the bottom.
-        snap = self.snapshot
-        rows = min(TAIL_ROWS, self._tail.size.height or TAIL_ROWS)
-        if snap.streaming:
+
+class PaneTail(Widget):
+    """The newest lines of a session, as many as fit, and the line still streaming below
+    them. Laid out at paint time for the height it has, so a short pane shows the newest
+    lines (never the oldest) and the streaming line is never the one cut off."""
+
+    DEFAULT_CSS = """
+    PaneTail { height: 1fr; overflow: hidden; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self, style: Callable[[str], str], classes: str = "") -> None:
+        super().__init__(classes=classes)
+        self._style = style
+        self._lines: tuple[TailLine, ...] = ()
+        self._streaming = ""
+
+    def show(self, lines: tuple[TailLine, ...], streaming: str) -> None:
+        self._lines, self._streaming = lines, streaming
+        self.refresh()  # a repaint; the size is the CSS's, never the text's
+
+    def render(self) -> Text:
+        rows = self.size.height
+        if self._streaming:
             rows -= 1
-        lines: tuple[TailLine, ...] = snap.tail[-rows:] if rows > 0 else ()
+        lines = self._lines[-rows:] if rows > 0 else ()
         text = Text(no_wrap=True, overflow="ellipsis")
         for n, line in enumerate(lines):
             if n:
                 text.append("\n")
             text.append(f"{TAIL_MARK.get(line.kind, ' ')} ", style="dim")
             text.append(line.text, style=self._style(TAIL_STYLE.get(line.kind, "")))
-        if snap.streaming:
-            text.append(
-                ("\n" if lines else "") + "◆ " + snap.streaming_line(200) + "▌",
-                style="italic",
-            )
+        if self._streaming:
+            text.append(("\n" if lines else "") + "◆ " + self._streaming + "▌", style="italic")
         return text
+
+    @property
+    def shown(self) -> list[str]:
+        """The rows as painted now, for tests."""
+        return self.render().plain.splitlines()
