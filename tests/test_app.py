@@ -29,7 +29,7 @@ from tui.ui.widgets.transcript import Transcript
 
 from .app_helpers import demo_app, only_pane, pane, settle, until
 from .conftest import make_spec
-from .server_helpers import app_server, on_server
+from .server_helpers import app_server, on_server, start_server, stop_server
 
 APPROVAL = "Rebuild a report (asks first)"
 
@@ -425,3 +425,41 @@ async def test_a_streaming_line_is_never_cut_off_the_bottom_of_a_pane(
         shown = target._tail.shown
         assert len(shown) == target._tail.size.height  # full, newest at the bottom
         assert shown[-1].startswith("◆") and shown[-2].endswith("line 199")
+
+
+async def test_the_app_on_a_remote_server_over_tcp_with_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = start_server(tmp_path / "server-data", "--speed", "0")
+    try:
+        monkeypatch.setenv("CORRAL_SERVER_KEY", served.key)
+        local = tmp_path / "here"  # this machine's settings; the sessions are the server's
+        spec = next(s for s in demo_spec_list() if s.title == APPROVAL)
+        app = CorralApp(
+            local,
+            start_specs=[spec],
+            server=served.url,
+            watch_themes=False,
+            live_ticker=False,
+            freeze_gc=False,
+        )
+        async with app.run_test(size=(160, 48)) as pilot:
+            target = await only_pane(pilot, app)
+            await until(pilot, lambda: bool(target.snapshot.pending()), "the approval")
+            target.focus()
+            await pilot.press("y")
+            await until(pilot, lambda: target.snapshot.state.stop_type == ev.END_TURN, "end_turn")
+        assert not (local / "corral.db").exists()  # nothing ran here
+        assert (tmp_path / "server-data" / "corral.db").exists()
+        monkeypatch.setenv("CORRAL_SERVER_KEY", "crl-wrong")
+        refused = CorralApp(
+            local, server=served.url, watch_themes=False, live_ticker=False, freeze_gc=False
+        )
+        async with refused.run_test(size=(100, 30)) as pilot:
+            for _ in range(100):
+                if refused._exit:
+                    break
+                await pilot.pause(0.05)
+        assert refused._exit  # a wrong key: the app says so and leaves
+    finally:
+        stop_server(served)

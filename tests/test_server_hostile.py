@@ -17,7 +17,7 @@ import pytest
 
 from tui.core.session import events as ev
 from tui.core.store.bus import EventBus, Overflowed
-from tui.server.daemon import Daemon
+from tui.server.daemon import Daemon, ServeOptions, _tcp_listener
 
 from .conftest import write_script
 from .server_helpers import server_in_thread, socket_client
@@ -170,3 +170,38 @@ async def test_a_full_subscriber_is_dropped_and_the_publisher_never_waits() -> N
     assert [(await slow.get()).seq for _ in range(3)] == [1, 2, 3]
     with pytest.raises(Overflowed):
         await asyncio.wait_for(slow.get(), 1)
+
+
+async def test_a_burst_is_taken_whole_and_a_close_still_ends_the_reader() -> None:
+    bus = EventBus()
+    sub = bus.subscribe("sesn_a", limit=10)
+    items = [ev.Event("sesn_a", ev.USER_MESSAGE, {"n": n}).with_seq(n + 1) for n in range(4)]
+    bus.publish(items)
+    sub.close()
+    first = await sub.get()
+    assert [first.seq, *(i.seq for i in sub.take_ready())] == [1, 2, 3, 4]
+    assert sub.take_ready() == []  # the close is not an item, and stays queued
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(sub.get(), 1)
+
+
+async def test_tcp_connections_send_without_waiting_for_acks() -> None:
+    # Nagle on an accepted socket makes a response written as head then body wait out
+    # the client's delayed ACK: ~40 ms on every request over TCP.
+    listener = _tcp_listener(ServeOptions(listen="127.0.0.1:0"))
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def on_connect(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, sock=listener.sock)
+    try:
+        port = listener.sock.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(accepted, 5) != 0
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -12,6 +12,7 @@ will have; previews are never stored and never replayed.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,36 +76,57 @@ async def stream_response(
 
 async def _events(
     store: Store, sub: Subscription, session_id: str, after: int, deltas: set[str], raw: bool
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
     # The subscription came first, so nothing committed since is missed: the log is read
     # from ``after`` (what a resuming client missed), then the live tail, each seq once.
+    # What is ready at once goes out as one write, and each event is encoded once for
+    # every client that streams it.
     last = after
     try:
         while True:
             chunk = await store.events(session_id, after_seq=last, limit=BACKLOG_CHUNK)
-            for event in chunk:
-                if (sse := _event_sse(event, raw)) is not None:
-                    yield sse
-                last = event.seq
+            if chunk:
+                if backlog := b"".join(_event_bytes(event, raw) for event in chunk):
+                    yield backlog
+                last = chunk[-1].seq
             if len(chunk) < BACKLOG_CHUNK:
                 break
         started: set[str] = set()
         while True:
             try:
-                item = await sub.get()
+                items = [await sub.get(), *sub.take_ready()]
             except (Overflowed, StopAsyncIteration):
                 return  # the client resumes from the last id it got
-            if isinstance(item, Event):
-                if item.seq <= last:
-                    continue
-                last = item.seq
-                if (sse := _event_sse(item, raw)) is not None:
-                    yield sse
-            elif isinstance(item, Delta) and item.kind in deltas and item.event_id:
-                for sse in _delta_sse(item, started):
-                    yield sse
+            parts: list[bytes] = []
+            for item in items:
+                if isinstance(item, Event):
+                    if item.seq <= last:
+                        continue
+                    last = item.seq
+                    parts.append(_event_bytes(item, raw))
+                elif isinstance(item, Delta) and item.kind in deltas and item.event_id:
+                    parts.extend(sse.encode() for sse in _delta_sse(item, started))
+            if batch := b"".join(parts):
+                yield batch
     finally:
         sub.close()
+
+
+_ENCODED: OrderedDict[tuple[str, str, bool], bytes] = OrderedDict()
+ENCODED_KEPT = 1024  # recent events' bytes, shared by every stream of their session
+
+
+def _event_bytes(event: Event, raw: bool) -> bytes:
+    """The event as an SSE frame (``b""`` for one the API does not show), encoded once."""
+    key = (event.session_id, event.id, raw)
+    encoded = _ENCODED.get(key)
+    if encoded is None:
+        sse = _event_sse(event, raw)
+        encoded = sse.encode() if sse is not None else b""
+        _ENCODED[key] = encoded
+        if len(_ENCODED) > ENCODED_KEPT:
+            _ENCODED.popitem(last=False)
+    return encoded
 
 
 def _event_sse(event: Event, raw: bool) -> ServerSentEvent | None:

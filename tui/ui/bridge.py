@@ -30,7 +30,7 @@ from tui.core.session import events as ev
 from tui.core.session.away import away_line, load_seen, save_seen, seen_of
 from tui.core.session.views import SessionView, SpendHistory, TailLine, Totals, totals
 from tui.core.store.bus import Delta, Item
-from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot, copy_state
+from tui.ui.fleet import EMPTY_FLEET, Fleet, SessionSnapshot, ShowsFleet, copy_state
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -221,10 +221,11 @@ class CoreBridge:
             at,
         )
         for screen in self.app.screen_stack:
-            screen.post_message(self.Changed(self.fleet))
+            if isinstance(screen, ShowsFleet):
+                screen.post_message(self.Changed(self.fleet))
 
     def _screen_changed(self, screen: Screen) -> None:
-        if self.fleet is not EMPTY_FLEET:
+        if self.fleet is not EMPTY_FLEET and isinstance(screen, ShowsFleet):
             screen.post_message(self.Changed(self.fleet))
 
     def close(self) -> None:

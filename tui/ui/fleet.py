@@ -24,6 +24,13 @@ from tui.core.session.views import SessionView, Shown, TailLine, Totals
 EMPTY_TOTALS = Totals(None, Decimal(0), Decimal(0), 0, 0, 0, 0)
 
 
+class ShowsFleet:
+    """Marks a screen that shows sessions: the bridge posts each new ``Fleet`` to these
+    only. Any other screen has no use for it, and a message to the app's default screen
+    beneath the dashboard made Textual repaint the whole dashboard on every flush
+    (bench/ui.py: most frames were full repaints)."""
+
+
 def copy_state(state: SessionState) -> SessionState:
     """A copy of ``state`` that events applied to either one later do not reach.
 

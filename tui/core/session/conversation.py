@@ -60,6 +60,7 @@ class Conversation:
             case ev.AGENT_TOOL_RESULT:
                 tool_use_id = p["tool_use_id"]
                 self.open_tool_uses.pop(tool_use_id, None)
+                self.confirmations.pop(tool_use_id, None)  # answered: kept no longer
                 self._append(
                     "user",
                     {

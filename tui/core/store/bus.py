@@ -72,6 +72,18 @@ class Subscription:
             raise StopAsyncIteration
         return item
 
+    def take_ready(self) -> list[Item]:
+        """What is already buffered, without waiting: a reader that writes in batches
+        takes one item with ``get`` and the rest of the burst with this."""
+        out: list[Item] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is None:
+                self.queue.put_nowait(None)  # closed: the next get ends the iteration
+                break
+            out.append(item)
+        return out
+
     def __aiter__(self) -> AsyncIterator[Item]:
         return self
 
