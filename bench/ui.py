@@ -317,6 +317,9 @@ class PacedScript:
         self._played = 0
         self._due: float | None = None
 
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        return None  # no caps in this benchmark: never asked
+
     async def complete(self, request: ModelRequest, on_delta: DeltaSink) -> ModelResponse:
         now = time.perf_counter()
         previous = now if self._due is None else self._due

@@ -44,6 +44,19 @@ async def until(pilot: Pilot, condition: Callable[[], bool], what: str, tries: i
     raise AssertionError(f"timed out waiting for: {what}")
 
 
+async def screen_work_done(pilot: Pilot, what: str = "the screen's workers") -> None:
+    """Wait until every worker the current screen started has finished (a cancelled one
+    counts) and what they posted is laid out."""
+    app = pilot.app
+    screen = app.screen
+
+    def done() -> bool:
+        return all(w.is_finished for w in app.workers if screen in w.node.ancestors_with_self)
+
+    await until(pilot, done, what)
+    await pilot.pause()
+
+
 async def settle(
     pilot: Pilot, app: CorralApp, count: int = 3, when: Callable[[SessionState], bool] = is_settled
 ) -> None:

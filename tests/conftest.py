@@ -154,3 +154,12 @@ def frozen_clock() -> Iterator[None]:
     clock.set_clock(lambda: FROZEN)
     yield
     clock.set_clock(None)
+
+
+@pytest.fixture
+def plain_local_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local sessions run without bubblewrap whether or not this host has it, so what a
+    snapshot shows of their isolation is the same on every machine."""
+    from tui.core.sandboxes import local
+
+    monkeypatch.setattr(local, "bubblewrap_works", lambda: False)

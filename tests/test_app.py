@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -403,11 +402,32 @@ async def test_panes_coalesce_bursts(data_dir: Path, tmp_path: Path) -> None:
         assert len(target.snapshot.tail) <= 200  # the tail stays capped
 
 
-def test_no_json_secret_in_settings(data_dir: Path) -> None:
+async def test_no_secret_reaches_any_file_in_the_data_dir(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tui.core.store.settings import save_setting
 
-    save_setting(data_dir, "theme", "corral-light")
-    assert json.loads((data_dir / "settings.json").read_text()) == {"theme": "corral-light"}
+    # The key both ways corral reads it: from the environment, and from a key file the
+    # settings name. Then settings saved by the app (a theme switch) and a session run
+    # whose shell prints its environment.
+    secret = "sk-ant-api03-corral-test-" + "k3y" * 12
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    key_file = tmp_path / "anthropic.key"
+    key_file.write_text(secret + "\n")
+    save_setting(data_dir, "api_key_file", str(key_file))
+    turns = [{"text": "env", "tool_uses": [("bash", {"command": "env"})]}, {"text": "done"}]
+    app = demo_app(data_dir, [make_spec(tmp_path, turns, name="env", title="env")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        target = await only_pane(pilot, app)
+        await until(pilot, lambda: is_finished(target.snapshot.state), "finished")
+        await pilot.press("t")
+        await until(pilot, lambda: app.theme == "corral-light", "the theme switched")
+    assert load_settings(data_dir) == {"api_key_file": str(key_file), "theme": "corral-light"}
+    files = [path for path in data_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "settings.json" for path in files)
+    assert any(path.name.startswith("corral.db") for path in files)
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
 
 
 async def test_a_streaming_line_is_never_cut_off_the_bottom_of_a_pane(
@@ -417,6 +437,7 @@ async def test_a_streaming_line_is_never_cut_off_the_bottom_of_a_pane(
     async with app.run_test(size=(160, 48)) as pilot:
         target = await only_pane(pilot, app)
         await until(pilot, lambda: bool(target.snapshot.streaming), "streaming text")
+        await until(pilot, lambda: target._tail.size.height > 1, "the pane laid out")
         snap = target.snapshot
         lines = tuple(TailLine("agent", f"line {i}") for i in range(200))  # more than fit
         target.snapshot = replace(snap, tail=snap.tail + lines, version=snap.version + 1)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tui.core.checkpoints.archive import export_session
 from tui.core.engine import stops as runner
 from tui.core.engine.supervisor import Supervisor
 from tui.core.money.pricing import default_pricing
@@ -98,11 +99,18 @@ async def test_a_session_runs_on_claude_with_streaming_and_caching(
     assert first.body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert second.body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     assert second.body["messages"][-1]["content"][0]["type"] == "tool_result"
-    # The key reaches neither the store nor the exported events.
+    # The key reaches neither the data dir nor an export (the one `corral export` writes).
     data_dir = supervisor.data_dir
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
+    bundle = tmp_path / "run.corral"
+    summary = await export_session(supervisor.store, supervisor.checkpointer, sid, bundle)
+    assert summary.events == len(events) and summary.checkpoints > 0
+    exported = bundle.read_bytes()
+    # Its log is there in clear (an uncompressed tar), so a search of its bytes means something.
+    assert b"Done: made.txt exists." in exported and b"echo hi > made.txt" in exported
+    assert KEY.encode() not in exported
 
 
 async def test_overload_and_a_cut_stream_are_retried_without_double_billing(

@@ -8,6 +8,8 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,30 @@ def engine() -> None:
                 pytest.fail("CORRAL_REQUIRE_DOCKER=1 but no busybox to build the test image")
             pytest.skip("no busybox to build the test image from")
         build_test_image()
+    finally:
+        client.close()
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Wait until ``condition`` holds (asked off the event loop: it may call the engine),
+    or fail after ``timeout`` seconds saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(0.05)
+
+
+def runs(container_label: str, program: str) -> bool:
+    """True when the container with this label runs ``program`` right now."""
+    client = docker_client()
+    try:
+        containers = client.containers.list(filters={"label": container_label})
+        return any(
+            program in " ".join(process)
+            for container in containers
+            for process in container.top().get("Processes") or []
+        )
     finally:
         client.close()
 
@@ -139,9 +165,11 @@ async def test_a_session_runs_in_docker_and_survives_a_killed_container(
             item = await asyncio.wait_for(sub.get(), 30)
             if item.type == ev.AGENT_TOOL_USE and "sleep" in str(item.payload["input"]):
                 break
-    await asyncio.sleep(1.0)
+    # Kill it once `sleep 5` runs in it, not after a guess at how long starting takes.
+    label = f"{LABEL_SESSION}={sid}"
+    await eventually(lambda: runs(label, "sleep 5"), "sleep 5 running in the container")
     client = docker_client()
-    (container,) = client.containers.list(filters={"label": f"{LABEL_SESSION}={sid}"})
+    (container,) = client.containers.list(filters={"label": label})
     container.kill()
     client.close()
     state = await asyncio.wait_for(live_supervisor.wait_for(sid, is_finished), 60)
@@ -174,11 +202,9 @@ async def test_terminated_sessions_lose_their_container_and_gc_finds_orphans(
     await supervisor.send_message(sid, "again")
     await asyncio.wait_for(supervisor.wait_for(sid, finished_after(before)), 60)
     await supervisor.cancel(sid)
-    for _ in range(50):
-        if not orphan_containers(supervisor.data_dir, set()):
-            break
-        await asyncio.sleep(0.1)
-    assert orphan_containers(supervisor.data_dir, set()) == []
+    await eventually(
+        lambda: orphan_containers(supervisor.data_dir, set()) == [], "the container to be removed"
+    )
 
 
 async def test_docker_asked_for_without_an_engine_is_one_clear_error(

@@ -277,13 +277,17 @@ async def test_budget_stops_new_requests(supervisor: Supervisor, tmp_path: Path)
         {"text": f"t{n}", "usage": USAGE, "tool_uses": [("glob", {"pattern": "*"})]}
         for n in range(5)
     ]
-    spec = make_spec(tmp_path, turns, budget="0.006")
+    spec = make_spec(tmp_path, turns, budget="0.0168")
     sid = await supervisor.create_session(spec)
     state = await asyncio.wait_for(supervisor.wait_for(sid, is_finished), 30)
     assert state.stop_type == ev.BUDGET_REACHED
-    # Each request costs $0.0054: the second starts under the cap, the third would not.
+    # A request's worst case: its 1700 prompt tokens as 1-hour cache writes (at $6/M,
+    # $0.0102) plus its answer at $15/M. $0.0168 left: sent, billed $0.0054. $0.0114
+    # left: sent with max_tokens 80 ((0.0114 - 0.0102) / $15/M), so its 100-token answer
+    # was cut at 80: billed $0.0039 + $0.0012. $0.0063 left: not sent.
     assert state.usage.requests == 2
-    assert state.list_cost() == Decimal("0.0108")
+    assert state.usage.output_tokens == 100 + 80
+    assert state.list_cost() == Decimal("0.0105")
 
 
 async def test_many_concurrent_sessions_respect_the_cap(

@@ -19,20 +19,13 @@ from tui.core.session.state import is_finished
 from tui.data import policies_dir
 from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.policy_editor import PolicyEditorScreen
+from tui.ui.widgets.policy_preview import PolicyPreview
 from tui.ui.widgets.rule_table import RuleTable
 
-from .app_helpers import demo_app, only_pane, settle, until
+from .app_helpers import demo_app, only_pane, screen_work_done, settle, until
 from .conftest import make_spec
 
 SIZE = (160, 48)
-
-
-def slow_echoes(tmp_path: Path, n: int = 12):  # type: ignore[no-untyped-def]
-    turns = [
-        {"text": f"step {i}", "latency_ms": 250, "tool_uses": [("bash", {"command": f"echo {i}"})]}
-        for i in range(n)
-    ]
-    return make_spec(tmp_path, [*turns, {"text": "done"}])
 
 
 async def open_editor(pilot: Pilot, app) -> PolicyEditorScreen:  # type: ignore[no-untyped-def]
@@ -45,10 +38,21 @@ async def open_editor(pilot: Pilot, app) -> PolicyEditorScreen:  # type: ignore[
 async def test_a_rule_edited_in_the_app_decides_the_running_sessions_next_tool_use(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    app = demo_app(data_dir, [slow_echoes(tmp_path)], script_speed=1.0)
+    # The session parks on an approval half-way: the edit lands while it waits, so which
+    # uses come before and after it does not depend on how fast anything runs.
+    turns = [
+        {"text": "one", "tool_uses": [("bash", {"command": "echo 1"})]},
+        {"text": "two", "tool_uses": [("bash", {"command": "echo 2"})]},
+        {"text": "ask", "tool_uses": [("bash", {"command": "make"})]},
+        {"text": "three", "tool_uses": [("bash", {"command": "echo 3"})]},
+        {"text": "four", "tool_uses": [("bash", {"command": "echo 4"})]},
+        {"text": "done"},
+    ]
+    tools = {"bash": {"permission_policy": "always_ask", "rules": [{"allow": "echo"}]}}
+    app = demo_app(data_dir, [make_spec(tmp_path, turns, tools=tools)])
     async with app.run_test(size=SIZE) as pilot:
         pane = await only_pane(pilot, app)
-        await until(pilot, lambda: pane.snapshot.state.usage.requests >= 1, "first request")
+        await until(pilot, lambda: bool(pane.snapshot.pending()), "the approval for make")
         editor = await open_editor(pilot, app)
         assert editor.tool == "bash"
         editor.query_one("#decision", Select).value = "deny"
@@ -59,24 +63,31 @@ async def test_a_rule_edited_in_the_app_decides_the_running_sessions_next_tool_u
         assert "unclosed" in str(editor.query_one("#rule-error", Label).render())
         field.value = "echo *"
         await pilot.press("enter")
-        assert editor.query_one(RuleTable).row_count == 1
+        assert editor.query_one(RuleTable).row_count == 2  # the spec's allow, and this
         await pilot.press("ctrl+s")
         sid = editor.session_id
         await until(
             pilot, lambda: editor.saved.to_data() == editor.policy.to_data(), "saved to the session"
         )
         await pilot.press("escape")
+        await until(pilot, lambda: app.screen is not editor, "the dashboard")
+        pane.focus()
+        await pilot.press("y")  # allow `make`; the session goes on under the new policy
         await until(pilot, lambda: pane.snapshot.state.stop_type == ev.END_TURN, "end", tries=600)
     events = await _events(data_dir, sid)
     edit = next(e for e in events if e.type == ev.SESSION_POLICY)
     assert "bash: + deny 'echo *'" in edit.payload["change"]
     uses = [e for e in events if e.type == ev.AGENT_TOOL_USE]
-    before = [u for u in uses if u.seq < edit.seq]
-    after = [u for u in uses if u.seq > edit.seq]
-    assert before and after
-    assert all(u.payload["evaluated_permission"] == "allow" for u in before)
-    assert all(u.payload["evaluated_permission"] == "deny" for u in after)
-    assert after[0].payload["permission_rule"] == "bash: deny 'echo *'"
+    decided = [(u.payload["input"]["command"], u.payload["evaluated_permission"]) for u in uses]
+    assert decided == [
+        ("echo 1", "allow"),
+        ("echo 2", "allow"),
+        ("make", "ask"),
+        ("echo 3", "deny"),
+        ("echo 4", "deny"),
+    ]
+    assert [u.seq < edit.seq for u in uses] == [True, True, True, False, False]
+    assert uses[3].payload["permission_rule"] == "bash: deny 'echo *'"
 
 
 def first_pending(pane) -> object:  # type: ignore[no-untyped-def]
@@ -128,7 +139,7 @@ async def test_always_allow_from_an_approval_becomes_a_precise_rule(
     assert uses[1].payload["permission_rule"] == "bash: allow 'pytest'"
 
 
-@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.usefixtures("frozen_clock", "plain_local_sandbox")
 def test_policy_editor_snapshot(snap_compare, data_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     turns = [
         {"text": "t", "tool_uses": [("bash", {"command": "pytest -q && rm -rf build"})]},
@@ -149,7 +160,9 @@ def test_policy_editor_snapshot(snap_compare, data_dir: Path, tmp_path: Path) ->
         editor.query_one("#decision", Select).value = "allow"
         await pilot.press("enter")
         field.cursor_blink = False
-        await pilot.pause(0.3)
+        # The preview is worked out off the message loop: wait for the last one to show.
+        await screen_work_done(pilot, "the preview under the edited policy")
+        assert editor.query_one(PolicyPreview).row_count == 2
 
     app = demo_app(data_dir, [make_spec(tmp_path, turns)])
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

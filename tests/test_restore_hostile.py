@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -175,6 +176,34 @@ def test_modes_are_masked_no_setuid_and_directories_stay_owner_rwx(tmp_path: Pat
     assert stat.S_IMODE((workspace / "sticky").stat().st_mode) == 0o777
 
 
+def test_modes_an_agent_set_since_are_put_back_even_where_the_manifest_cannot_see_them(
+    tmp_path: Path,
+) -> None:
+    # A scan keeps modes masked, so setuid/sticky bits and a closed directory look the
+    # same as the checkpoint's; the restore must still undo them (and reopen the
+    # directory before it writes inside it).
+    blobs = BlobStore(tmp_path / "blobs")
+    old, _ = blobs.put_bytes(b"old\n")
+    workspace = tmp_path / "ws"
+    target: Manifest = {
+        "docs": ("d", 0o755),
+        "docs/a.txt": ("f", 0o644, old, 4),
+        "run": ("f", 0o755, old, 4),
+        "shared": ("d", 0o777),
+    }
+    restore(workspace, target, blobs, StatCache())
+    (workspace / "docs/a.txt").write_text("new\n")
+    (workspace / "docs/b.txt").write_text("extra\n")
+    os.chmod(workspace / "docs", 0o555)  # closed: nothing inside can change as it is
+    os.chmod(workspace / "run", 0o4755)
+    os.chmod(workspace / "shared", 0o1777)
+    restore(workspace, target, blobs, StatCache())
+    modes = {p: stat.S_IMODE((workspace / p).lstat().st_mode) for p in target}
+    assert modes == {"docs": 0o755, "docs/a.txt": 0o644, "run": 0o755, "shared": 0o777}
+    assert (workspace / "docs/a.txt").read_text() == "old\n"
+    assert not (workspace / "docs/b.txt").exists()
+
+
 def test_odd_names_round_trip_byte_for_byte(tmp_path: Path) -> None:
     blobs = BlobStore(tmp_path / "blobs")
     source = tmp_path / "src"
@@ -293,3 +322,37 @@ def test_removing_a_wide_tree_holds_few_descriptors(tmp_path: Path) -> None:
     finally:
         os.close(parent)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs a restore as another user, which needs root")
+def test_a_closed_directory_does_not_stop_a_restore_by_its_owner() -> None:
+    # As root a 555 directory is writable anyway; as its owner it is not, and a rewind
+    # that must change something inside it has to reopen it first. The restore runs in a
+    # forked child that has become "nobody" (no exec: nothing to find on disk as them).
+    base = Path(tempfile.mkdtemp(prefix="corral-owner-"))
+    os.chmod(base, 0o755)
+    os.chown(base, 65534, 65534)
+    blobs = BlobStore(base / "blobs")
+    digest, _ = blobs.put_bytes(b"old\n")
+    subprocess.run(["chown", "-R", "65534:65534", str(base)], check=True)
+    target: Manifest = {"docs": ("d", 0o755), "docs/a.txt": ("f", 0o644, digest, 4)}
+    ws = base / "ws"
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if every step held
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            restore(ws, target, blobs, StatCache())
+            (ws / "docs/a.txt").write_text("new\n")
+            os.chmod(ws / "docs", 0o555)
+            restore(ws, target, blobs, StatCache())
+            ok = (ws / "docs/a.txt").read_text() == "old\n"
+            code = 0 if ok and stat.S_IMODE(os.stat(ws / "docs").st_mode) == 0o755 else 2
+        finally:
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)

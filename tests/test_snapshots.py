@@ -1,4 +1,6 @@
-"""Snapshot tests: fixed size, frozen clock, demo sessions settled; baselines in snapshots/."""
+"""Snapshot tests: fixed size, frozen clock, demo sessions settled, local sessions without
+bubblewrap whatever the host has; baselines in snapshots/. Each waits for what it shows,
+never for a while."""
 
 from __future__ import annotations
 
@@ -9,11 +11,15 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from tui.core.session import events as ev
+from tui.ui.widgets.transcript import Transcript
 
-from .app_helpers import demo_app, pane, settle, until
+from .app_helpers import demo_app, pane, screen_work_done, settle, until
 
 SIZE = (160, 48)
 APPROVAL = "Rebuild a report (asks first)"
+
+# The panes and the session screen show each session's isolation: the same on every host.
+pytestmark = pytest.mark.usefixtures("plain_local_sandbox")
 
 
 def settled(**kwargs: object):  # type: ignore[no-untyped-def]
@@ -29,7 +35,7 @@ def settled(**kwargs: object):  # type: ignore[no-untyped-def]
             dashboard = app.screen
             await pilot.press(*kwargs.get("keys", ("enter",)))  # type: ignore[arg-type]
             await until(pilot, lambda: app.screen is not dashboard, "the next screen")
-            await pilot.pause(0.3)
+            await screen_work_done(pilot)
             # A blinking cursor makes the picture depend on timing; hold it on.
             for field in app.screen.query(Input):
                 field.cursor_blink = False
@@ -65,13 +71,17 @@ def test_session_screen(snap_compare, data_dir: Path) -> None:  # type: ignore[n
     async def run_before(pilot: Pilot) -> None:
         await settled(open="Fix the failing test")(pilot)
         screen = pilot.app.screen
+        transcript = screen.query_one(Transcript)
         await until(
             pilot,
-            lambda: screen.query_one("Transcript").last_seq == screen.snapshot.state.last_seq,
+            lambda: transcript.last_seq == screen.snapshot.state.last_seq,
             "transcript",
         )
         assert screen.snapshot.state.stop_type == ev.END_TURN
-        await pilot.pause(0.2)
+        await pilot.pause()
+        await until(
+            pilot, lambda: transcript.scroll_y == transcript.max_scroll_y, "the transcript's end"
+        )
 
     assert snap_compare(demo_app(data_dir), terminal_size=SIZE, run_before=run_before)
 
@@ -102,7 +112,8 @@ def test_dashboard_compact_64(snap_compare, data_dir: Path, tmp_path: Path) -> N
         table.move_cursor(row=0)
         table.focus()
         app.clear_notifications()
-        await pilot.pause(0.3)
+        await until(pilot, lambda: table.cursor_row == 0 and app.focused is table, "the cursor")
+        await pilot.pause()
 
     app = demo_app(data_dir, many_specs(tmp_path, 64))
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

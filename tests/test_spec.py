@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from decimal import Decimal
@@ -144,7 +145,8 @@ def test_bad_script_is_refused_at_start(spec_dir: Path, tmp_path: Path) -> None:
         cwd=REPO,
         timeout=60,
     )
-    assert listing.stdout.strip() in ("[]", "")
+    assert (listing.returncode, listing.stderr) == (0, "")
+    assert json.loads(listing.stdout) == []
 
 
 def test_cli_refuses_malformed_spec_in_one_line(spec_dir: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from tui.ui.screens.confirm_rewind import ConfirmRewindScreen
 from tui.ui.screens.timeline import TimelineScreen
 from tui.ui.widgets.checkpoint_table import CheckpointTable
 
-from .app_helpers import demo_app, only_pane, settle, until
+from .app_helpers import demo_app, only_pane, screen_work_done, settle, until
 from .conftest import make_spec
 from .test_checkpoints import TURNS, seed, tree
 
@@ -90,6 +90,6 @@ def test_timeline_snapshot(snap_compare, data_dir: Path, tmp_path: Path) -> None
         await pilot.press("up", "space", "up")
         await until(pilot, lambda: screen.marked is not None, "mark")
         pilot.app.clear_notifications()
-        await pilot.pause(0.2)
+        await screen_work_done(pilot, "the timeline loaded")
 
     assert snap_compare(demo_app(data_dir, [spec]), terminal_size=SIZE, run_before=run_before)

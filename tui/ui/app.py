@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from tui.core.errors import CorralError
 from tui.core.printable import printable, printable_line
 from tui.core.session.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec
 from tui.core.store.settings import load_settings, save_setting
+from tui.ui import gc_pauses
 from tui.ui.bridge import CoreBridge
 from tui.ui.commands import markup_literal
 from tui.ui.screens.dashboard import DashboardScreen
@@ -117,10 +117,7 @@ class CorralApp(App[None]):
         for spec in self.start_specs:
             await self._create(spec)
         if self.freeze_gc:
-            # What start-up made lives as long as the app: moved out of the collector's
-            # reach, so its full collections (each walking every object) stay short.
-            gc.collect()
-            gc.freeze()
+            gc_pauses.enable()
         self.ready.set()
 
     # -- what the bridge tells the user -----------------------------------------------

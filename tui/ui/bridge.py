@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from textual.app import App
     from textual.screen import Screen
 
-FLUSH_S = 0.05  # at most 20 repaints a second
+FLUSH_S = 0.025  # at most 40 repaints a second
 TAIL_ON_LOAD = 60
 
 

@@ -100,14 +100,16 @@ class DirWalker:
 def restore(root: Path, target: Manifest, blobs: BlobStore, cache: StatCache) -> list[Change]:
     """Make the tree under ``root`` equal ``target``; returns what changed."""
     root.mkdir(parents=True, exist_ok=True)
-    current, _ = scan(root, cache)
+    current, stats = scan(root, cache)
     changes = diff(current, target)
+    odd = stats.odd_modes  # equal in the manifests, not on disk: chmod them regardless
     root_fd = os.open(root, DIR_FLAGS)
     walker = DirWalker(root_fd)
     try:
+        _open_up_dirs(walker, current, odd)
         _remove_stale(walker, changes, target)
-        _create(walker, current, target, blobs, cache)
-        _set_dir_modes(walker, current, target)
+        _create(walker, current, target, blobs, cache, odd)
+        _set_dir_modes(walker, current, target, odd)
     finally:
         walker.close()
         os.close(root_fd)
@@ -123,6 +125,14 @@ def _under_skipped(path: str, target: Manifest) -> bool:
         if "/" not in path:
             return False
         path = path.rsplit("/", 1)[0]
+
+
+def _open_up_dirs(walker: DirWalker, current: Manifest, odd: set[str]) -> None:
+    """Give the owner rwx on directories the agent closed (``chmod 555``), parents first,
+    so nothing inside them is refused; their modes are set at the end."""
+    for path in sorted(p for p in odd if current.get(p, ("",))[0] == "d"):
+        parent, name = _split(path)
+        chmod_nofollow(walker.fd_of(parent), name, current[path][1])
 
 
 def _remove_stale(walker: DirWalker, changes: list[Change], target: Manifest) -> None:
@@ -148,12 +158,17 @@ def _remove_stale(walker: DirWalker, changes: list[Change], target: Manifest) ->
 
 
 def _create(
-    walker: DirWalker, current: Manifest, target: Manifest, blobs: BlobStore, cache: StatCache
+    walker: DirWalker,
+    current: Manifest,
+    target: Manifest,
+    blobs: BlobStore,
+    cache: StatCache,
+    odd: set[str],
 ) -> None:
     for path in sorted(target):
         entry = target[path]
         now = current.get(path)
-        if now == entry or entry[0] == "s":
+        if (now == entry and path not in odd) or entry[0] == "s":
             continue  # most of a tree: skip it before doing anything else
         parent, name = _split(path)
         parent_fd = walker.fd_of(parent)
@@ -166,11 +181,11 @@ def _create(
         elif now is None or now[0] != "f" or now[2] != entry[2]:
             _write_file(parent_fd, name, entry, blobs)
             cache.put(path, os.lstat(name, dir_fd=parent_fd), entry[2])
-        elif now[1] != file_mode(entry[1]):
+        elif now[1] != file_mode(entry[1]) or path in odd:
             chmod_nofollow(parent_fd, name, file_mode(entry[1]))
 
 
-def _set_dir_modes(walker: DirWalker, current: Manifest, target: Manifest) -> None:
+def _set_dir_modes(walker: DirWalker, current: Manifest, target: Manifest, odd: set[str]) -> None:
     """Directories' modes last, deepest first: a read-only directory would refuse its
     own children (and corral keeps owner rwx on every directory regardless)."""
     for path in sorted(target, reverse=True):
@@ -180,7 +195,7 @@ def _set_dir_modes(walker: DirWalker, current: Manifest, target: Manifest) -> No
         parent, name = _split(path)
         wanted = dir_mode(entry[1])
         now = current.get(path)
-        if now is not None and now[0] == "d" and now[1] == wanted:
+        if now is not None and now[0] == "d" and now[1] == wanted and path not in odd:
             continue
         chmod_nofollow(walker.fd_of(parent), name, wanted)
 

@@ -73,6 +73,10 @@ class ScanStats:
     stored_bytes: int = 0  # new content this scan added to the blob store
     notes: list[str] = field(default_factory=list)  # "path: why" for what was skipped
     skipped: int = 0
+    # Paths whose mode on disk is not the one kept (setuid, setgid or sticky bits, a
+    # directory without owner rwx): equal in a manifest, still to be put right by a
+    # restore.
+    odd_modes: set[str] = field(default_factory=set)
 
     def skip(self, path: str, why: str) -> None:
         self.skipped += 1
@@ -188,13 +192,18 @@ def _scan_entry(
             if exc.errno == errno.ENOENT:
                 raise
             raise _Skip(f"cannot open: {exc.strerror}") from None
-        manifest[rel] = ("d", dir_mode(os.fstat(fd).st_mode))
+        raw = stat.S_IMODE(os.fstat(fd).st_mode)
+        manifest[rel] = ("d", dir_mode(raw))
+        if raw != dir_mode(raw):
+            stats.odd_modes.add(rel)
         return fd
     if stat.S_ISREG(mode):
         digest, size = _capture_file(dir_fd, name, rel, st, stats, cache, blobs, limits)
         stats.files += 1
         stats.bytes += size
         manifest[rel] = ("f", file_mode(st.st_mode), digest, size)
+        if stat.S_IMODE(st.st_mode) != file_mode(st.st_mode):
+            stats.odd_modes.add(rel)
         return None
     kind = (
         "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"

@@ -12,12 +12,16 @@ a session at any point (after an approval from another process, a pause, a new m
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from decimal import Decimal
 from typing import Any
 
 from tui.core.checkpoints.checkpointer import Checkpointer
 from tui.core.checkpoints.records import TOOL, TURN, CheckpointRecord
+from tui.core.clock import utc_now
 from tui.core.engine.log_view import LogView
 from tui.core.engine.stops import (
     MAX_RETRIES,
@@ -34,6 +38,8 @@ from tui.core.engine.stops import (
 from tui.core.errors import CorralError, ModelError, SandboxLost
 from tui.core.ids import event_id
 from tui.core.money.budget import DailyCap, due_warnings, reached, usage_of
+from tui.core.money.ceiling import MIN_ANSWER_TOKENS, Plan, fit, prompt_bound
+from tui.core.money.pricing import ModelRates, format_usd
 from tui.core.providers.base import ModelProvider, ModelRequest, ModelResponse
 from tui.core.session import events as ev
 from tui.core.session.conversation import started_tool_uses
@@ -44,6 +50,10 @@ from tui.core.store.store import Store
 from tui.core.tools.toolset import Toolset, tool_schemas
 
 log = logging.getLogger("corral.runner")
+
+# Work is cut this long before the active-hours cap, so that what follows the cut (the
+# cut tool's answer, the idle event) still lands inside the cap.
+HOURS_CAP_MARGIN_S = 0.2
 
 
 class SessionRunner:
@@ -180,20 +190,24 @@ class SessionRunner:
         """One model turn: checked against the budget first, retried on failures that
         may pass, recorded in one append with its usage."""
         await self._check_budget()
-        await self._running()
         request = ModelRequest(
             system=self.spec.agent.system,
             messages=self.log.conversation.messages,
             tools=tool_schemas(self.log.policy.enabled_tools()),
         )
-        # The ids the turn's message and thinking will have, so that streamed previews
-        # (deltas) name the event they become.
-        self._preview_ids = {"text": event_id(), "thinking": event_id()}
-        start, response = await self._request(request)
-        # A policy edited while the model was thinking decides this turn's tool uses.
-        await self.log.catch_up()
-        await self._append(*self._turn_events(start, response))
+        async with self._within_caps(request) as capped:
+            await self._running()
+            start, response = await self._request(capped)
+            # A policy edited while the model was thinking decides this turn's tool uses.
+            await self.log.catch_up()
+            await self._append(*self._turn_events(start, response))
         await self._warn_budget()
+        if response.stop_reason == "max_tokens" and capped.max_tokens < request.max_tokens:
+            # Not the end of the task: the answer was cut short to stay under a cap.
+            raise BudgetReached(
+                detail=f"the answer was cut at {capped.max_tokens} tokens to stay within"
+                " the budget; raise it to go on"
+            )
 
     # -- the parts of a step ------------------------------------------------------------
 
@@ -217,10 +231,93 @@ class SessionRunner:
         if why:
             raise BudgetReached(detail=why)
 
+    @contextlib.asynccontextmanager
+    async def _within_caps(self, request: ModelRequest) -> AsyncIterator[ModelRequest]:
+        """The request with a ``max_tokens`` whose worst case fits every cap, held against
+        the daily allowance until its cost is stored; BudgetReached when even a minimal
+        answer would not fit (the request is then never sent)."""
+        cap, daily = self.log.budget.max_list_cost, self.daily
+        if cap is None and daily is None:
+            yield request
+            return
+        pricing = self.store.pricing()
+        rates = pricing.rates(self.provider.price_model)
+        if rates is None:
+            raise BudgetReached(
+                detail=f"{self.provider.price_model} has no price, so no cap can be kept"
+            )
+        counted = await self.provider.count_tokens(request)
+        prompt = counted if counted is not None else prompt_bound(request)
+        state = await self.store.state(self.session_id)
+        session_left = None
+        if cap is not None:
+            spent = state.list_cost(pricing, utc_now())
+            session_left = cap - (spent if spent is not None else Decimal(0))
+        if daily is None:
+            plan = self._plan(rates, prompt, request, session_left, None)
+            yield dataclasses.replace(request, max_tokens=plan.max_tokens)
+            return
+        ledger = daily.ledger
+        async with ledger.changed:
+            while True:
+                daily_left = daily.cap - await daily.spent_today() - ledger.reserved
+                others = ledger.reserved
+                if others == 0 or self._fits(rates, prompt, request, session_left, daily_left):
+                    break
+                if not self._fits(rates, prompt, request, session_left, daily_left + others):
+                    break  # it would not fit even with every other request done
+                await ledger.changed.wait()  # fits once others' requests are settled
+            plan = self._plan(rates, prompt, request, session_left, daily_left)
+            ledger.reserved += plan.worst_case
+        try:
+            yield dataclasses.replace(request, max_tokens=plan.max_tokens)
+        finally:
+            await asyncio.shield(ledger.release(plan.worst_case))
+
+    @staticmethod
+    def _fits(
+        rates: ModelRates,
+        prompt: int,
+        request: ModelRequest,
+        session_left: Decimal | None,
+        daily_left: Decimal,
+    ) -> bool:
+        left = daily_left if session_left is None else min(session_left, daily_left)
+        return fit(rates, prompt, request.max_tokens, left) is not None
+
+    def _plan(
+        self,
+        rates: ModelRates,
+        prompt: int,
+        request: ModelRequest,
+        session_left: Decimal | None,
+        daily_left: Decimal | None,
+    ) -> Plan:
+        lefts = [x for x in (session_left, daily_left) if x is not None]
+        left = min(lefts) if lefts else None
+        plan = fit(rates, prompt, request.max_tokens, left)
+        if plan is not None:
+            return plan
+        if daily_left is not None and (session_left is None or daily_left < session_left):
+            which = f"the daily cap {format_usd(self.daily.cap if self.daily else None)}"
+        else:
+            which = f"max_list_cost {format_usd(self.log.budget.max_list_cost)}"
+        smallest = fit(rates, prompt, min(MIN_ANSWER_TOKENS, request.max_tokens), None)
+        raise BudgetReached(
+            detail=f"{which} reached: {format_usd(max(left or Decimal(0), Decimal(0)))} left,"
+            f" less than the next request may cost"
+            f" ({format_usd(smallest.worst_case if smallest else None)} with a minimal answer);"
+            " not sent"
+        )
+
     async def _request(self, request: ModelRequest) -> tuple[ev.Event, ModelResponse]:
         """The request's start event and the response; retries with backoff while the
         session shows `rescheduling`. A partial response never reaches the log."""
         for attempt in range(MAX_RETRIES + 1):
+            # The ids this attempt's message and thinking will have, so that streamed
+            # previews (deltas) name the event they become; new for each attempt, so a
+            # failed attempt's text never previews the answer that is stored.
+            self._preview_ids = {"text": event_id(), "thinking": event_id()}
             (start,) = await self._append(
                 ev.model_request_start(self.session_id, self.provider.price_model)
             )
@@ -263,11 +360,26 @@ class SessionRunner:
             await self._append(*(ev.session_budget_warning(self.session_id, *w) for w in warnings))
 
     async def _cuttable(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` as a task an interrupt can cancel; a cut tool call is answered
-        right here, never left open to run again."""
+        """Run ``work`` as a task an interrupt can cut, and the active-hours cap too; a
+        cut tool call is answered right here, never left open to run again."""
+        left = await self._active_seconds_left()
+        if left is not None and left <= 0:
+            work.close()
+            hours = self.log.budget.max_active_hours
+            raise BudgetReached(detail=f"max_active_hours {hours} reached")
         self._work = asyncio.create_task(work)
         try:
-            await self._work
+            done, _ = await asyncio.wait({self._work}, timeout=left)
+            if not done:
+                await cancel_and_wait(self._work)
+                await self._answer_cut(
+                    interrupted_result("stopped at the session's max_active_hours")
+                )
+                raise BudgetReached(
+                    detail=f"max_active_hours {self.log.budget.max_active_hours} reached"
+                    " (the work in progress was stopped at the cap)"
+                )
+            self._work.result()
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -277,6 +389,16 @@ class SessionRunner:
             await self._answer_cut(interrupted_result(why))
         finally:
             self._work = None
+
+    async def _active_seconds_left(self) -> float | None:
+        """Seconds of work the active-hours cap still allows (less a margin for the stop
+        itself); None without that cap."""
+        hours = self.log.budget.max_active_hours
+        if hours is None:
+            return None
+        state = await self.store.state(self.session_id)
+        left = hours * 3600 - state.active_at(utc_now())
+        return float(left) - HOURS_CAP_MARGIN_S
 
     # -- the log ------------------------------------------------------------------------
 

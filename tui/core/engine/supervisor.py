@@ -27,7 +27,7 @@ from tui.core.engine.stops import cancel_and_wait
 from tui.core.engine.workspaces import prepare_workspace
 from tui.core.errors import CorralError, NotFoundError, UsageError
 from tui.core.ids import session_id as new_session_id
-from tui.core.money.budget import Budget, DailyCap, daily_cap, reached, usage_of
+from tui.core.money.budget import Budget, DailyCap, DailyLedger, daily_cap, reached, usage_of
 from tui.core.money.pricing import require_budgetable
 from tui.core.permissions.policy import Policy
 from tui.core.permissions.session_policy import describe_change, policy_of
@@ -64,6 +64,7 @@ class Supervisor:
         self.script_speed = script_speed
         self.max_concurrent = max_concurrent
         self._slot = asyncio.Semaphore(max_concurrent)
+        self._ledger = DailyLedger()
         self._runners: dict[str, SessionRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._sandboxes: dict[str, Sandbox] = {}
@@ -184,7 +185,8 @@ class Supervisor:
         )
 
     def _daily_cap(self) -> DailyCap | None:
-        return daily_cap(load_settings(self.data_dir), self.store.spend_since)
+        # One ledger for every runner: the daily allowance is shared.
+        return daily_cap(load_settings(self.data_dir), self.store.spend_since, self._ledger)
 
     async def set_budget(
         self,

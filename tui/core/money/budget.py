@@ -3,11 +3,15 @@
 A session starts with its spec's budget; ``session.budget_updated`` events change it
 (``corral budget``, the app), so the log says when a cap moved. At a cap no new model
 request starts and the session goes idle with ``budget_reached``; raising it lets the
-session go on. Crossing 50, 80 and 95 % of a cap is recorded once per cap value.
+session go on. Caps are ceilings: a request is sent only with a ``max_tokens`` whose
+worst case fits what is left (``ceiling.py``), and the daily cap's allowance is shared
+through a ledger, so sessions requesting at once cannot together overspend it. Crossing
+50, 80 and 95 % of a cap is recorded once per cap value.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,12 +56,34 @@ def apply(budget: Budget, event: ev.Event) -> Budget:
     return _updated(budget, event) if event.type == ev.SESSION_BUDGET else budget
 
 
+class DailyLedger:
+    """What requests in flight have set aside from today's allowance, across sessions.
+    A session plans and reserves under ``changed``'s lock and releases once its request's
+    cost is stored, so two sessions never both spend the same last dollars; one whose
+    request fits only once others release waits for them instead of stopping."""
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Condition()
+        self.reserved = Decimal(0)
+
+    async def release(self, amount: Decimal) -> None:
+        async with self.changed:
+            self.reserved -= amount
+            self.changed.notify_all()
+
+
 class DailyCap:
     """A cap on list spend across all sessions per UTC day (settings: daily_max_list_cost)."""
 
-    def __init__(self, cap: Decimal, spent_today: Callable[[], Awaitable[Decimal]]) -> None:
+    def __init__(
+        self,
+        cap: Decimal,
+        spent_today: Callable[[], Awaitable[Decimal]],
+        ledger: DailyLedger | None = None,
+    ) -> None:
         self.cap = cap
         self.spent_today = spent_today
+        self.ledger = ledger if ledger is not None else DailyLedger()
 
 
 @dataclass(frozen=True)
@@ -124,7 +150,9 @@ def due_warnings(
 
 
 def daily_cap(
-    settings: dict[str, object], spend_since: Callable[[datetime], Awaitable[Decimal]]
+    settings: dict[str, object],
+    spend_since: Callable[[datetime], Awaitable[Decimal]],
+    ledger: DailyLedger | None = None,
 ) -> DailyCap | None:
     """The cap across sessions per UTC day from settings.json, if one is set and valid (a
     bad value is reported by ``corral budget --daily`` and never blocks work)."""
@@ -135,4 +163,4 @@ def daily_cap(
         cap = parse_money(raw, "settings.json", DAILY)
     except CorralError:
         return None
-    return DailyCap(cap, lambda: spend_since(utc_day_start()))
+    return DailyCap(cap, lambda: spend_since(utc_day_start()), ledger)

@@ -5,8 +5,11 @@ A rule is ``allow``, ``ask`` or ``deny`` with a pattern:
 - bash: a command pattern. Without wildcards it is a prefix of whole words
   (``git push`` matches ``git push origin main``); with ``*``/``?``/``[…]`` it is a glob
   over the whole command (``rm -rf *``); ``=pytest -q`` matches exactly that command.
-  Every simple command of a compound line is judged on its own (see shell_split.py);
-  a line that cannot be split is asked.
+  Every simple command of a compound line is judged on its own (see shell_split.py): a
+  denied part denies the line even where another part cannot be read; otherwise a line
+  that cannot be read is asked. A file a redirection writes (``> f``, ``>> f``) is
+  judged by the write tool's deny and ask rules, and denied when the write tool's
+  permission_policy is ``deny``.
 - read, write, edit, glob, grep: a path glob relative to the workspace (``src/**``,
   ``.git/**``, ``*.md``). The path is resolved first (``..``, ``//``, ``/workspace/``,
   symlinks), and deny/ask rules also match case-insensitively, so ``.GIT/config``
@@ -27,7 +30,7 @@ from typing import Any, Literal
 
 from tui.core.errors import CorralError, PathEscapeError
 from tui.core.permissions.globs import glob_regex
-from tui.core.permissions.shell_split import Part, Unparseable, split_command
+from tui.core.permissions.shell_split import SUBST, Part, read_line
 from tui.core.tools.workspace import Workspace
 
 Permission = Literal["allow", "ask", "deny"]
@@ -114,7 +117,9 @@ class Policy:
             return Decision("deny", None, f"tool {tool!r} is not enabled for this agent")
         default: Permission = DEFAULTS.get(config.default, "ask")  # type: ignore[assignment]
         if tool in COMMAND_TOOLS:
-            return _judge_command(tool, config, default, str(tool_input.get("command", "")))
+            command = str(tool_input.get("command", ""))
+            writes = self.tools.get("write")
+            return _judge_command(tool, config, default, command, writes, workspace)
         if tool in PATH_TOOLS:
             return _judge_path(tool, config, default, tool_input, workspace)
         return Decision(default, config.default, f"{tool}: permission_policy {config.default}")
@@ -204,35 +209,79 @@ def command_matches(pattern: str, part: Part) -> bool:
     return any(t == pattern or t.startswith(pattern + " ") for t in texts)
 
 
-def _judge_command(tool: str, config: ToolPolicy, default: Permission, command: str) -> Decision:
-    try:
-        parts = split_command(command)
-    except Unparseable as exc:
+def _judge_command(
+    tool: str,
+    config: ToolPolicy,
+    default: Permission,
+    command: str,
+    writes: ToolPolicy | None,
+    workspace: Path | None,
+) -> Decision:
+    line = read_line(command)
+    decisions = [_judge_part(tool, config, default, part) for part in line.parts]
+    decisions += [
+        decision
+        for target in line.writes
+        if (decision := _judge_write(tool, target, writes, workspace)) is not None
+    ]
+    # The strictest decision; among equals the first, so the reason names the first part.
+    worst = max(decisions, key=lambda d: SEVERITY[d.permission], default=None)
+    if line.unreadable and (worst is None or worst.permission != "deny"):
         # Whatever the rules say, what cannot be read is never allowed.
-        worst = max(default, "ask", key=SEVERITY.__getitem__)
-        return Decision(worst, "unparseable", f"{tool}: cannot split the command ({exc})")  # type: ignore[arg-type]
-    if not parts:
+        permission = max(default, "ask", key=SEVERITY.__getitem__)
+        reason = f"{tool}: cannot split the command ({line.unreadable[0]})"
+        return Decision(permission, "unparseable", reason)  # type: ignore[arg-type]
+    if worst is None:
         return Decision(default, config.default, f"{tool}: an empty command")
-    verdict: tuple[Permission, str | None, str] = ("allow", None, "")
-    for part in parts:
-        matched = [r for r in config.rules if command_matches(r.pattern, part)]
-        if matched:
-            rule = max(matched, key=lambda r: SEVERITY[r.decision])
-            decision: tuple[Permission, str | None, str] = (
-                rule.decision,
-                rule.label(tool),
-                part.text,
-            )
-        else:
-            decision = (default, None, part.text)
-        if SEVERITY[decision[0]] > SEVERITY[verdict[0]] or verdict[2] == "":
-            verdict = decision
-    permission, rule_label, part_text = verdict
-    if rule_label is None:
-        return Decision(
-            permission, config.default, f"{tool}: {part_text!r}: permission_policy {config.default}"
-        )
-    return Decision(permission, rule_label, f"{rule_label} (part: {part_text!r})", rule_label)
+    return worst
+
+
+def _judge_part(tool: str, config: ToolPolicy, default: Permission, part: Part) -> Decision:
+    matched = [r for r in config.rules if command_matches(r.pattern, part)]
+    if not matched:
+        reason = f"{tool}: {part.text!r}: permission_policy {config.default}"
+        return Decision(default, config.default, reason)
+    rule = max(matched, key=lambda r: SEVERITY[r.decision])
+    label = rule.label(tool)
+    return Decision(rule.decision, label, f"{label} (part: {part.text!r})", label)
+
+
+# Where output goes without making a file: never judged as a write.
+NOT_FILES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")
+
+
+def _judge_write(
+    tool: str, target: str, writes: ToolPolicy | None, workspace: Path | None
+) -> Decision | None:
+    """What the write tool's policy says of a redirection writing ``target``; None when
+    it has nothing against it (its allow rules and default are the bash tool's business:
+    bash writes files in many ways a rule cannot see)."""
+    if writes is None or target in NOT_FILES or target.startswith("/dev/fd/"):
+        return None
+    if writes.default == "deny":
+        reason = f"{tool}: writes {target!r} and write: permission_policy deny"
+        return Decision("deny", "write: permission_policy deny", reason)
+    rules = [r for r in writes.rules if r.decision != "allow"]
+    if not rules:
+        return None
+    if (
+        "$" in target
+        or SUBST in target
+        or target.startswith("~")
+        or any(c in target for c in "*?[")
+    ):
+        reason = f"{tool}: a redirection to {target!r} is only known when it runs"
+        return Decision("ask", "unparseable", reason)
+    try:
+        rel = normalise(target, workspace)
+    except PathEscapeError:
+        return None  # outside the workspace: no path rule speaks of it
+    matched = [r for r in rules if path_matches(r.pattern, rel, fold_case=True)]
+    if not matched:
+        return None
+    rule = max(matched, key=lambda r: SEVERITY[r.decision])
+    label = rule.label("write")
+    return Decision(rule.decision, label, f"{label} (redirect to: {rel})", label)
 
 
 # -- paths -------------------------------------------------------------------------------

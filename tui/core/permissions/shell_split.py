@@ -1,32 +1,48 @@
-"""Split a shell command line into the simple commands it would run, so each is judged.
+"""What a shell command line would run, so each simple command is judged on its own.
 
 ``a && b``, ``a || b``, ``a; b``, ``a | b``, ``a & b``, newlines, ``( … )`` and
-``{ …; }`` groups, ``$( … )`` and backtick substitutions (also inside double quotes),
-``bash -c '…'`` / ``sh -c``, ``eval …``, ``find … -exec … ;`` and wrappers such as
-``sudo``, ``env``, ``nohup``, ``timeout``, ``xargs`` all yield the commands inside them.
-Quoting tricks (``r''m``, ``\\rm``, ``"rm"``) are undone by the tokenizer, and a
-command name given by a path (``/bin/rm``) is also judged by its basename.
+``{ …; }`` groups and substitutions are taken apart by shell_lex.py; here ``bash -c '…'``
+/ ``sh -c``, a shell fed by a here-string or by ``echo … |``, ``eval …``,
+``find … -exec … ;`` and wrappers such as ``sudo``, ``env`` (``-S`` too), ``nohup``,
+``timeout``, ``flock``, ``watch``, ``xargs`` yield the commands inside them. Quoting
+tricks (``r''m``, ``\\rm``, ``"rm"``, ``$'\\x72m'``) are undone, and a command name given
+by a path (``/bin/rm``) is also judged by its basename. The files that ``>``, ``>>``,
+``&>`` and the like write are collected too.
 
-What cannot be understood — unbalanced quotes, a command name that is a variable or
-a substitution, process substitution, arithmetic, functions — raises ``Unparseable``:
-the caller must ask, never allow.
+What cannot be understood — unbalanced quotes, a command name that is a variable or a
+substitution, a shell reading commands from an unknown pipe, functions — is noted as
+unreadable, and the rest of the line is still read: a denied part denies the line, and
+otherwise the caller must ask, never allow.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-MAX_DEPTH = 8  # nested -c / eval / substitutions; deeper is treated as unparseable
+from tui.core.permissions.shell_lex import (
+    SUBST,
+    SimpleCommand,
+    Unparseable,
+    lift_substitutions,
+    simple_commands,
+    tokens,
+)
 
-OPERATORS = {";", "&&", "||", "|", "&", "|&", ";;", "\n", "(", ")", "{", "}", "!"}
-SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "busybox sh", "ash"}
+__all__ = ["SUBST", "Line", "Part", "Unparseable", "read_line", "split_command"]
+
+MAX_DEPTH = 8  # nested -c / eval / substitutions / wrappers; deeper is unreadable
+
+ARGS = "__ARGS__"  # stands for the words xargs reads from its input
+
+SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish"}
 # Wrappers run their argument as a command: (name, options that take a value).
 WRAPPERS: dict[str, set[str]] = {
     "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"},
     "doas": {"-u", "-C"},
-    "env": {"-u", "-C", "-S", "--unset", "--chdir"},
+    "env": {"-u", "-C", "--unset", "--chdir"},
     "nohup": set(),
     "nice": {"-n"},
     "ionice": {"-c", "-n", "-t"},
@@ -46,13 +62,23 @@ WRAPPERS: dict[str, set[str]] = {
     "ltrace": {"-e", "-o"},
     "flock": {"-w", "-E"},
     "script": set(),
+    "su": {"-s", "--shell", "-g", "--group", "-G", "-w"},
+    "runuser": {"-s", "--shell", "-g", "--group", "-G", "-u", "-w"},
 }
+# Options whose value is itself a command line: `flock -c 'cmd' f`, `env -S 'cmd args'`.
+SCRIPT_OPTIONS: dict[str, set[str]] = {
+    "env": {"-S", "--split-string"},
+    "flock": {"-c", "--command"},
+    "script": {"-c", "--command"},
+    "su": {"-c", "--command"},
+    "runuser": {"-c", "--command"},
+}
+# Words between a wrapper's options and the command it runs (a duration, a lock file…).
+POSITIONALS = {"timeout": 1, "chroot": 1, "flock": 1}
+# Wrappers whose other words are not a command (a user, a log file): only -c runs one.
+NO_COMMAND = {"su", "script"}
 UNSUPPORTED_WORDS = {"function", "coproc", "select", "case", "esac"}
 KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "in"}
-
-
-class Unparseable(ValueError):
-    """A command line whose parts cannot all be told apart: ask, never allow."""
 
 
 @dataclass(frozen=True)
@@ -71,177 +97,188 @@ class Part:
         return " ".join((os.path.basename(self.argv[0]), *self.argv[1:]))
 
 
+@dataclass
+class Line:
+    """What a command line would do, as far as it can be read."""
+
+    parts: list[Part] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)  # files redirections write (unquoted)
+    unreadable: list[str] = field(default_factory=list)  # why some piece could not be read
+
+
+def read_line(command: str) -> Line:
+    """Everything ``command`` would run and write; what cannot be read is listed, not raised."""
+    line = Line()
+    _read(command, 0, line)
+    return line
+
+
 def split_command(command: str, depth: int = 0) -> list[Part]:
+    """The simple commands of ``command``; raises Unparseable if any piece cannot be read."""
+    line = Line()
+    _read(command, depth, line)
+    if line.unreadable:
+        raise Unparseable(line.unreadable[0])
+    return line.parts
+
+
+def _read(command: str, depth: int, line: Line) -> None:
+    if depth > MAX_DEPTH:
+        line.unreadable.append("nested too deeply")
+        return
+    if "\x00" in command:
+        line.unreadable.append("a NUL byte")
+        return
+    try:
+        outer, inner = lift_substitutions(command)
+    except Unparseable as exc:
+        line.unreadable.append(str(exc))
+        return
+    for text in inner:
+        _read(text, depth + 1, line)
+    try:
+        commands = simple_commands(tokens(outer))
+    except Unparseable as exc:
+        line.unreadable.append(str(exc))
+        return
+    for simple in commands:
+        line.writes.extend(simple.writes)
+        try:
+            _unwrap(simple.argv, depth, line, simple)
+        except Unparseable as exc:
+            # One unreadable command does not hide the others: a denied one still denies.
+            line.unreadable.append(str(exc))
+
+
+def _unwrap(argv: list[str], depth: int, line: Line, stdin: SimpleCommand | None) -> None:
+    """Add the commands ``argv`` runs to ``line``: itself, and what a wrapper, shell -c or
+    eval runs. ``stdin`` says where its input comes from (a shell may run it)."""
     if depth > MAX_DEPTH:
         raise Unparseable("nested too deeply")
-    if "\x00" in command:
-        raise Unparseable("a NUL byte")
-    outer, inner = _lift_substitutions(command)
-    parts: list[Part] = []
-    for text in inner:
-        parts.extend(split_command(text, depth + 1))
-    for argv in _simple_commands(_tokens(outer)):
-        parts.extend(_unwrap(argv, depth))
-    return parts
-
-
-def _lift_substitutions(command: str) -> tuple[str, list[str]]:
-    """Replace each ``$( … )`` and `` `…` `` with a plain word; return their contents.
-
-    One character-level scanner over quoting, escapes and nesting: splitting it would
-    spread one state machine (and its bypass tests) over several functions."""
-    out: list[str] = []
-    inner: list[str] = []
-    i, n = 0, len(command)
-    quote: str | None = None
-    while i < n:
-        c = command[i]
-        if quote == "'":
-            out.append(c)
-            if c == "'":
-                quote = None
-            i += 1
-            continue
-        if c == "\\" and i + 1 < n:
-            out.append(command[i : i + 2])
-            i += 2
-            continue
-        if c in "'\"" and (quote is None or quote == c):
-            if c == "'" and quote is None:
-                quote = "'"
-            elif c == '"':
-                quote = None if quote == '"' else '"'
-            out.append(c)
-            i += 1
-            continue
-        if command.startswith("$((", i):
-            # Usually arithmetic, but `$(( cmd ))` can be a subshell in a substitution:
-            # judge the inside as commands too (harmless for `6*7`, caught for `rm …`).
-            end = _matching_paren(command, i + 1)
-            inner.append(command[i + 3 : end - 1])
-            out.append("0")
-            i = end + 1
-            continue
-        if (
-            command.startswith("$(", i)
-            or command.startswith("<(", i)
-            or command.startswith(">(", i)
-        ):
-            if command[i] != "$":
-                raise Unparseable("process substitution")
-            end = _matching_paren(command, i + 1)
-            inner.append(command[i + 2 : end])
-            out.append("__SUBST__")
-            i = end + 1
-            continue
-        if c == "`":
-            end = command.find("`", i + 1)
-            while end != -1 and command[end - 1] == "\\":
-                end = command.find("`", end + 1)
-            if end == -1:
-                raise Unparseable("an unclosed backtick")
-            # Inside backticks, \` \$ and \\ stand for ` $ and \ (how nesting is written).
-            body = command[i + 1 : end]
-            body = body.replace("\\\\", "\x00").replace("\\`", "`").replace("\\$", "$")
-            inner.append(body.replace("\x00", "\\"))
-            out.append("__SUBST__")
-            i = end + 1
-            continue
-        out.append(c)
-        i += 1
-    if quote:
-        raise Unparseable("an unclosed quote")
-    return "".join(out), inner
-
-
-def _matching_paren(text: str, start: int) -> int:
-    depth = 0
-    quote: str | None = None
-    i = start
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == quote:
-                quote = None
-            elif c == "\\" and quote == '"':
-                i += 1
-        elif c in "'\"":
-            quote = c
-        elif c == "\\":
-            i += 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    raise Unparseable("an unclosed $(")
-
-
-def _tokens(text: str) -> list[str]:
-    lexer = shlex.shlex(text.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        return list(lexer)
-    except ValueError as exc:
-        raise Unparseable(str(exc)) from None
-
-
-def _simple_commands(tokens: list[str]) -> list[list[str]]:
-    commands: list[list[str]] = []
-    current: list[str] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        following = tokens[i + 1] if i + 1 < len(tokens) else ""
-        if token.isdigit() and following and set(following) <= set("<>&"):
-            i += 1  # a file descriptor number in front of a redirection: `2>&1`
-            continue
-        if token and set(token) <= set("<>&") and token not in ("&", "&&"):
-            i += 2  # a redirection and the file (or fd) it names: not command words
-            continue
-        if token in OPERATORS or (token and set(token) <= set(";&|()")):
-            if current:
-                commands.append(current)
-            current = []
-        else:
-            current.append(token)
-        i += 1
-    if current:
-        commands.append(current)
-    return commands
-
-
-def _unwrap(argv: list[str], depth: int) -> list[Part]:
-    """The commands ``argv`` runs: itself, or what a wrapper, shell -c or eval runs."""
     words = list(argv)
     while words and (_is_assignment(words[0]) or words[0] in KEYWORDS):
         words.pop(0)
     if not words:
-        return []
+        return
     name = words[0]
     base = os.path.basename(name)
-    if "$" in name or name == "__SUBST__" or base in UNSUPPORTED_WORDS or "=" in name:
+    if "$" in name or SUBST in name or ARGS in name or "=" in name or base in UNSUPPORTED_WORDS:
         raise Unparseable(f"the command name {name!r} is only known when it runs")
+    line.parts.append(Part(tuple(words)))
     if base in SHELLS:
-        script = _option_value(words[1:], "-c")
-        if script is not None:
-            return [Part(tuple(words)), *split_command(script, depth + 1)]
-        return [Part(tuple(words))]
-    if base == "eval":
-        return [Part(tuple(words)), *split_command(" ".join(words[1:]), depth + 1)]
-    if base in WRAPPERS:
-        rest = _after_options(words[1:], WRAPPERS[base], base)
-        if rest and base == "xargs":
-            rest = [*rest, "__ARGS__"]  # xargs adds the words it reads to the command
-        if rest:
-            return [Part(tuple(words)), *_unwrap(rest, depth + 1)]
-        return [Part(tuple(words))]
-    if base == "find":
-        return [Part(tuple(words)), *_find_exec(words, depth)]
-    return [Part(tuple(words))]
+        _shell(words, depth, line, stdin)
+    elif base == "eval":
+        _read(" ".join(words[1:]), depth + 1, line)
+    elif base in WRAPPERS:
+        _wrapped(base, words[1:], depth, line, stdin)
+    elif base == "find":
+        _find_exec(words, depth, line)
+
+
+def _shell(words: list[str], depth: int, line: Line, stdin: SimpleCommand | None) -> None:
+    """What a shell runs: its -c script, or what it reads from its input when that is
+    known (a here-string, ``echo … |``); a script file is judged as the shell itself."""
+    script = _option_value(words[1:], "-c")
+    if script is not None:
+        _read(script, depth + 1, line)
+        return
+    if _runs_a_file(words[1:]) or stdin is None or stdin.stdin_redirected:
+        return
+    if stdin.here_string is not None:
+        _read(stdin.here_string, depth + 1, line)
+        return
+    if stdin.piped_from is None:
+        return  # nothing fed to it here
+    echoed = _echoed(stdin.piped_from)
+    if echoed is None:
+        raise Unparseable("a shell reading commands from a pipe")
+    _read(echoed, depth + 1, line)
+
+
+def _runs_a_file(args: list[str]) -> bool:
+    """True when a shell's arguments name a script file (rather than reading stdin)."""
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            return i + 1 < len(args)
+        if word in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
+            i += 2
+            continue
+        if word[:1] in "-+" and len(word) > 1:
+            if word.startswith("-") and not word.startswith("--") and "s" in word[1:]:
+                return False  # -s: commands from stdin, the rest are its arguments
+            i += 1
+            continue
+        return True
+    return False
+
+
+def _echoed(argv: tuple[str, ...]) -> str | None:
+    """The text ``echo``/``printf`` with literal words writes, or None when it is not
+    that plain (escapes and formats could spell anything)."""
+    words = list(argv)
+    while words and _is_assignment(words[0]):
+        words.pop(0)
+    if not words:
+        return None
+    name, args = os.path.basename(words[0]), words[1:]
+    if name == "echo":
+        while args and re.fullmatch(r"-[neE]+", args[0]):
+            args.pop(0)
+        text = " ".join(args)
+    elif name == "printf" and args and not args[0].startswith("-"):
+        text = args[0]
+        if "%" in text:
+            return None
+    else:
+        return None
+    return None if "\\" in text else text
+
+
+def _wrapped(
+    base: str, args: list[str], depth: int, line: Line, stdin: SimpleCommand | None
+) -> None:
+    script_options = SCRIPT_OPTIONS.get(base, set())
+    takes_value = WRAPPERS[base] | script_options
+    # su hands the words after the user to a shell: a -c anywhere counts.
+    scope = args if base in ("su", "runuser") else _leading_options(args, takes_value, base)
+    scripts = _option_values(scope, script_options)
+    rest = _after_options(args, takes_value, base)[POSITIONALS.get(base, 0) :]
+    if base == "flock" and rest[:1] in (["-c"], ["--command"]):
+        scripts, rest = [*scripts, *rest[1:2]], []  # `flock FILE -c 'cmd'`
+    if base == "env" and scripts:
+        # env -S splits its string into the command and puts the other words after it.
+        _read(" ".join([*scripts, shlex.join(rest)]), depth + 1, line)
+        return
+    for script in scripts:
+        _read(script, depth + 1, line)
+    if base in NO_COMMAND or not rest:
+        return
+    if base == "watch":
+        _read(" ".join(rest), depth + 1, line)  # watch hands its words to `sh -c`
+    elif base == "xargs":
+        # xargs runs the command with words it reads: unknown, and never from our stdin.
+        _unwrap(_xargs_command(args, rest), depth + 1, line, None)
+    else:
+        _unwrap(rest, depth + 1, line, stdin)
+
+
+def _xargs_command(args: list[str], rest: list[str]) -> list[str]:
+    """``rest`` with the input's words in: appended, or where ``-I``'s string stands."""
+    replace: str | None = None
+    for i, word in enumerate(args[: len(args) - len(rest)]):
+        if word == "-I" and i + 1 < len(args):
+            replace = args[i + 1]
+        elif word.startswith("-I") and len(word) > 2:
+            replace = word[2:]
+        elif word in ("-i", "--replace"):
+            replace = "{}"
+        elif word.startswith(("--replace=", "-i")):
+            replace = word.partition("=")[2] if "=" in word else word[2:]
+    if replace:
+        return [word.replace(replace, ARGS) for word in rest]
+    return [*rest, ARGS]
 
 
 def _is_assignment(word: str) -> bool:
@@ -258,6 +295,28 @@ def _option_value(words: list[str], option: str) -> str | None:
     return None
 
 
+def _option_values(words: list[str], options: set[str]) -> list[str]:
+    """The values given to ``options``: ``-c V``, ``-qc V`` (flags run together),
+    ``-cV``, ``--command V``, ``--command=V``."""
+    values: list[str] = []
+    for i, word in enumerate(words):
+        for option in options:
+            short = not option.startswith("--")
+            cluster = short and re.fullmatch(rf"-[A-Za-z]+{option[1]}", word) is not None
+            if (word == option or cluster) and i + 1 < len(words):
+                values.append(words[i + 1])
+            elif not short and word.startswith(option + "="):
+                values.append(word[len(option) + 1 :])
+            elif short and word.startswith(option) and len(word) > 2:
+                values.append(word[2:])
+    return values
+
+
+def _leading_options(words: list[str], takes_value: set[str], wrapper: str) -> list[str]:
+    """The option words in front of the wrapped command."""
+    return words[: len(words) - len(_after_options(words, takes_value, wrapper))]
+
+
 def _after_options(words: list[str], takes_value: set[str], wrapper: str) -> list[str]:
     i = 0
     while i < len(words):
@@ -267,9 +326,6 @@ def _after_options(words: list[str], takes_value: set[str], wrapper: str) -> lis
         if wrapper == "env" and _is_assignment(word):
             i += 1
             continue
-        if wrapper == "timeout" and i == 0 and word[:1].isdigit():
-            i += 1  # the duration
-            continue
         if word.startswith("-") and len(word) > 1:
             i += 2 if word in takes_value else 1
             continue
@@ -277,16 +333,17 @@ def _after_options(words: list[str], takes_value: set[str], wrapper: str) -> lis
     return []
 
 
-def _find_exec(words: list[str], depth: int) -> list[Part]:
-    parts: list[Part] = []
+def _find_exec(words: list[str], depth: int, line: Line) -> None:
     i = 0
     while i < len(words):
         if words[i] in ("-exec", "-execdir", "-ok", "-okdir"):
             j = i + 1
             while j < len(words) and words[j] not in (";", "+", "\\;"):
                 j += 1
-            if j > i + 1:
-                parts.extend(_unwrap(words[i + 1 : j], depth + 1))
+            command = words[i + 1 : j]
+            if command:
+                # `{}` is a found path: as a command name it is only known when it runs.
+                name = command[0].replace("{}", ARGS)
+                _unwrap([name, *command[1:]], depth + 1, line, None)
             i = j
         i += 1
-    return parts

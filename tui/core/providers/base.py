@@ -43,5 +43,11 @@ class ModelProvider(Protocol):
     price_model: str
 
     async def complete(self, request: ModelRequest, on_delta: DeltaSink) -> ModelResponse:
-        """Run one request, reporting deltas as they stream; raise ModelError on failure."""
+        """Run one request, reporting deltas as they stream; raise ModelError on failure.
+        The answer's output tokens never exceed ``request.max_tokens``."""
+        ...
+
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        """The prompt tokens the request would be billed for, or None when this provider
+        cannot tell (corral then bounds them from above: ``ceiling.prompt_bound``)."""
         ...

@@ -25,6 +25,19 @@ _SPEND_LIMIT = (
     anthropic.ContractSpendLimitReachedError,
     anthropic.PaymentRequiredError,
 )
+# The HTTP status each error type of the Messages API comes with.
+_STATUS_OF_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
 
 
 def find_api_key(key_file: str | None = None) -> str:
@@ -67,7 +80,7 @@ class ClaudeProvider:
         )
 
     async def complete(self, request: ModelRequest, on_delta: DeltaSink) -> ModelResponse:
-        saw_stop = False
+        saw_start = saw_stop = False
         try:
             async with self.client.messages.stream(
                 **request_params(self.model_id, request)
@@ -80,9 +93,13 @@ class ClaudeProvider:
                             on_delta("thinking", event.thinking)
                         case "input_json":
                             on_delta("tool_input", event.partial_json)
+                        case "message_start":
+                            saw_start = True
                         case "message_stop":
                             saw_stop = True
-                message = await stream.get_final_message()
+                # Without message_start there is no message at all (a 200 with an empty
+                # body): the SDK would assert, so it is a cut stream like any other.
+                message = await stream.get_final_message() if saw_start else None
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc) from None
         except (anthropic.APIConnectionError, httpx2.HTTPError) as exc:
@@ -99,7 +116,7 @@ class ClaudeProvider:
                 retryable=True,
                 kind="stream_error",
             ) from None
-        if not saw_stop or message.stop_reason is None:
+        if message is None or not saw_stop or message.stop_reason is None:
             raise ModelError(
                 "the response stream ended before message_stop; the partial answer was dropped",
                 retryable=True,
@@ -107,12 +124,28 @@ class ClaudeProvider:
             )
         return _response(message)
 
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        """The API's own count of the prompt (free; asked only when a cap is set). Any
+        failure falls back to corral's upper bound rather than stopping the session."""
+        params = request_params(self.model_id, request)
+        del params["max_tokens"]
+        try:
+            counted = await self.client.messages.count_tokens(**params)
+        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError):
+            return None
+        tokens = getattr(counted, "input_tokens", None)
+        return tokens if isinstance(tokens, int) and tokens >= 0 else None
+
     def _clean(self, text: str) -> str:
         # An error text should never carry the key, whatever the server echoes.
         return text.replace(self._key, "[redacted]") if self._key else text
 
     def _status_error(self, exc: anthropic.APIStatusError) -> ModelError:
         status = exc.status_code
+        if status < 400:
+            # An `event: error` inside a stream that began with 200: its error type is
+            # the only status there is (an overloaded_error there is a 529, retried).
+            status = _STATUS_OF_ERROR_TYPE.get(_error_type(exc), 500)
         detail = self._clean(_error_message(exc))
         if isinstance(exc, _SPEND_LIMIT) or "spend limit" in detail.lower():
             return ModelError(
@@ -215,12 +248,21 @@ def _response(message: Any) -> ModelResponse:
 
 
 def _error_message(exc: anthropic.APIStatusError) -> str:
+    message = _error_field(exc, "message")
+    return message if message is not None else exc.message
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    return _error_field(exc, "type") or ""
+
+
+def _error_field(exc: anthropic.APIStatusError, name: str) -> str | None:
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-    return exc.message
+        if isinstance(error, dict) and isinstance(error.get(name), str):
+            return error[name]
+    return None
 
 
 def _retry_after(response: httpx2.Response) -> float | None:

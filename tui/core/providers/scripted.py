@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.core.errors import SpecError
+from tui.core.money.pricing import prompt_tokens
 from tui.core.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
 from tui.core.session.events import INTERRUPTED_RESULT
 from tui.core.session.state import USAGE_FIELDS
@@ -76,11 +77,17 @@ class ScriptedProvider:
         return cls(path, turns, price_as, speed)
 
     async def complete(self, request: ModelRequest, on_delta: DeltaSink) -> ModelResponse:
+        return await self._play(self._turn_for(request), request, on_delta)
+
+    async def count_tokens(self, request: ModelRequest) -> int | None:
+        # The script says what the next turn's prompt counts, as the API's count would.
+        return prompt_tokens(_usage(self._turn_for(request), request))
+
+    def _turn_for(self, request: ModelRequest) -> ScriptTurn:
         retry = _interrupted_calls(request.messages)
         if retry:
             # Like a real model would: call again what was cut off, then go on.
-            turn = ScriptTurn("Re-running what was interrupted.", "", tuple(retry), 0, {})
-            return await self._play(turn, request, on_delta)
+            return ScriptTurn("Re-running what was interrupted.", "", tuple(retry), 0, {})
         # One pass (a session replays every turn, so this runs per turn): an assistant
         # message that answered cut-off results was a retry, not a script turn.
         msgs = request.messages
@@ -90,10 +97,8 @@ class ScriptedProvider:
             if m["role"] == "assistant" and not (i >= 2 and _cut_calls(msgs[i - 2], msgs[i - 1]))
         )
         if index >= len(self.turns):
-            turn = ScriptTurn("(the script has no more turns)", "", (), 0, {})
-        else:
-            turn = self.turns[index]
-        return await self._play(turn, request, on_delta)
+            return ScriptTurn("(the script has no more turns)", "", (), 0, {})
+        return self.turns[index]
 
     async def _play(
         self, turn: ScriptTurn, request: ModelRequest, on_delta: DeltaSink
@@ -109,18 +114,31 @@ class ScriptedProvider:
                 await asyncio.sleep(delay)
         if not pieces and turn.latency_ms and self.speed:
             await asyncio.sleep(turn.latency_ms / 1000 * self.speed)
-        usage = {name: int(turn.usage.get(name, 0)) for name in USAGE_FIELDS}
-        if not turn.usage:
-            # A script without counts still costs something plausible and deterministic.
-            usage["input_tokens"] = 200 + sum(len(str(m["content"])) for m in request.messages) // 4
-            usage["output_tokens"] = max(1, (len(turn.text) + len(turn.thinking)) // 4)
+        usage = _usage(turn, request)
+        text, tool_calls, stop = turn.text, list(turn.tool_calls), "end_turn"
+        if tool_calls:
+            stop = "tool_use"
+        if usage["output_tokens"] > request.max_tokens:
+            # Cut where the API would: at max_tokens, the answer unfinished, no tool call.
+            kept = len(text) * request.max_tokens // usage["output_tokens"]
+            text, tool_calls, stop = text[:kept], [], "max_tokens"
+            usage["output_tokens"] = request.max_tokens
         return ModelResponse(
-            text=turn.text,
+            text=text,
             thinking=turn.thinking,
-            tool_calls=list(turn.tool_calls),
-            stop_reason="tool_use" if turn.tool_calls else "end_turn",
+            tool_calls=tool_calls,
+            stop_reason=stop,
             usage=usage,
         )
+
+
+def _usage(turn: ScriptTurn, request: ModelRequest) -> dict[str, int]:
+    usage = {name: int(turn.usage.get(name, 0)) for name in USAGE_FIELDS}
+    if not turn.usage:
+        # A script without counts still costs something plausible and deterministic.
+        usage["input_tokens"] = 200 + sum(len(str(m["content"])) for m in request.messages) // 4
+        usage["output_tokens"] = max(1, (len(turn.text) + len(turn.thinking)) // 4)
+    return usage
 
 
 def _interrupted_calls(messages: list[dict[str, Any]]) -> list[ToolCall]:

@@ -12,6 +12,7 @@ from textual.css.scalar import Scalar
 from textual.widgets import DataTable, Input, Static
 
 from tui.client.protocol import CorralClient
+from tui.ui import gc_pauses
 from tui.ui.fleet import Fleet, SessionSnapshot
 from tui.ui.screens.fleet_screen import FleetScreen
 from tui.ui.screens.session import SessionScreen
@@ -29,7 +30,7 @@ COMPACT_AT = 24  # more sessions than this: the table instead of a pane each
 class DashboardScreen(SessionActions):
     DEFAULT_CSS = """
     DashboardScreen { layout: vertical; }
-    DashboardScreen #filter { display: none; margin: 0 1; height: 3; }
+    DashboardScreen #filter { display: none; dock: bottom; height: 1; }
     DashboardScreen #filter.-active { display: block; }
     DashboardScreen #panes {
         layout: grid; grid-size: 3; grid-gutter: 0 1; height: 1fr; padding: 0 1;
@@ -67,11 +68,18 @@ class DashboardScreen(SessionActions):
 
     def compose(self) -> ComposeResult:
         yield CostTicker().data_bind(FleetScreen.fleet)
-        # Disabled while hidden, so it never takes focus (or the keys) from the panes.
-        yield Input(placeholder="filter by status or text (esc clears)", id="filter", disabled=True)
         with VerticalScroll(id="panes"):
             yield Static("No sessions yet — press n to start one.", id="empty")
         yield KeyHints()
+        # On the key line's row while it is open, so opening it moves no pane: a layout
+        # that shifted all of them cost a full repaint per key. Disabled while hidden, so
+        # it never takes focus (or the keys) from the panes.
+        yield Input(
+            placeholder="filter by status or text (enter keeps it, esc clears)",
+            id="filter",
+            disabled=True,
+            compact=True,
+        )
 
     @property
     def columns(self) -> int:
@@ -122,6 +130,7 @@ class DashboardScreen(SessionActions):
         if filter_text:
             self.apply_filter(filter_text)
         self.call_after_refresh(self._fit_rows)
+        self.call_after_refresh(gc_pauses.settle)  # panes live as long as their session
         if not isinstance(self.focused, SessionPane):
             self.call_after_refresh(self._focus_first)
 
@@ -186,12 +195,15 @@ class DashboardScreen(SessionActions):
         box = self.query_one("#filter", Input)
         box.disabled = False
         box.add_class("-active")
+        # Not a class on the screen: that would restyle every widget under it.
+        self.query_one(KeyHints).display = False
         box.focus()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
         box.remove_class("-active")
+        self.query_one(KeyHints).display = True
         box.disabled = True
         self.apply_filter("")
         self._focus_first()
@@ -209,5 +221,7 @@ class DashboardScreen(SessionActions):
             self._show_compact(self.fleet)
             return
         for pane in self._panes.values():
-            pane.display = pane.snapshot.matches(text)
+            shown = pane.snapshot.matches(text)
+            if pane.display != shown:  # setting it, even unchanged, asks for a layout
+                pane.display = shown
         self.call_after_refresh(self._fit_rows)

@@ -7,8 +7,9 @@ which a subclass reacts to in ``watch_fleet``.
 
 from __future__ import annotations
 
-from textual.reactive import reactive
+from textual.reactive import Reactive, reactive
 from textual.screen import Screen
+from textual.widget import Widget
 
 from tui.client.protocol import CorralClient
 from tui.ui.bridge import CoreBridge
@@ -19,6 +20,9 @@ class FleetScreen(Screen[None], ShowsFleet):
     # repaint=False: a new fleet repaints only the widgets that show what changed; a
     # reactive's default repaints the whole screen, every flush (measured: bench/ui.py).
     fleet: reactive[Fleet] = reactive(EMPTY_FLEET, init=False, repaint=False)
+    # Textual's own repaints the whole screen at every focus move; the widgets that gain
+    # and lose focus restyle (and so repaint) themselves, which is all that changes.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
     def __init__(self, client: CorralClient, fleet: Fleet = EMPTY_FLEET) -> None:
         super().__init__()

@@ -49,7 +49,7 @@ class SessionScreen(SessionActions):
     ]
 
     # The session as the latest fleet has it; identity equality: a new one repaints.
-    snapshot: reactive[SessionSnapshot] = reactive(None, init=False)  # type: ignore[arg-type]
+    snapshot: reactive[SessionSnapshot] = reactive(None, init=False, repaint=False)  # type: ignore[arg-type]
 
     def __init__(
         self,

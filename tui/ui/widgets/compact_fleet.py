@@ -61,12 +61,16 @@ class CompactFleet(Vertical):
         if not self._strip.is_mounted:
             return  # on_mount shows them
         wanted = self._focus_ids()
-        if list(self._panes) != wanted:
-            # New panes in the wanted order (the selected session first): a few widgets,
-            # and only when which sessions are in focus changes.
+        panes = list(self._panes.values())
+        if len(panes) != len(wanted):
+            # A pane more or less: new ones, in the wanted order (the selected session
+            # first); only when how many are in focus changes.
             self._strip.remove_children()
             self._panes = {sid: SessionPane(self._sessions[sid], with_id=False) for sid in wanted}
             self._strip.mount_all(list(self._panes.values()))
             return
+        # The same number: the panes stay and show other sessions (a cursor move is then
+        # a repaint of three panes, not three new ones to mount and lay out).
+        self._panes = dict(zip(wanted, panes, strict=True))
         for sid, pane in self._panes.items():
-            pane.snapshot = self._sessions[sid]  # the same snapshot repaints nothing
+            pane.show_session(self._sessions[sid])

@@ -17,29 +17,31 @@ def compact_count(n: int) -> str:
     return humanize.intword(n) if n >= 10**6 else humanize.intcomma(n)
 
 
-def set_text(static: Static, text: Text) -> None:
-    """Update a width-auto Static, asking for a layout only when its width changes.
+def set_text(static: Static, text: Text, *, auto_width: bool) -> None:
+    """Update a Static only when its text changed, asking for a layout only when a
+    width-``auto`` one changes width.
 
-    The ticker updates on every bridge flush (20 a second while sessions stream), and a
-    layout reflows the whole screen: with 16 panes that was most of each frame's cost.
+    The ticker updates on every bridge flush (up to ~33 a second while sessions stream),
+    and a layout reflows the whole screen: with 16 panes a frame then costs about twice
+    as much (bench/ui.py).
     """
     old = static.content
     if isinstance(old, Text) and old == text and old.style == text.style:
         return
     width_changed = not isinstance(old, Text) or old.cell_len != text.cell_len
-    static.update(text, layout=width_changed)
+    static.update(text, layout=auto_width and width_changed)
 
 
 class CostTicker(Horizontal):
     DEFAULT_CSS = """
     CostTicker { height: 1; width: 1fr; }
-    CostTicker > .ticker--text { width: auto; height: 1; padding: 0 1; }
+    CostTicker > .ticker--text { width: 1fr; height: 1; padding: 0 1; }
     CostTicker > .ticker--approvals { width: auto; height: 1; padding: 0 1; }
     CostTicker > Sparkline { width: 30; height: 1; margin: 0 1; }
     """
 
     # Bound to the screen's fleet (data_bind); equality is identity, so each new fleet shows.
-    fleet: reactive[Fleet] = reactive(EMPTY_FLEET)
+    fleet: reactive[Fleet] = reactive(EMPTY_FLEET, repaint=False)  # the watcher updates the rows
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,11 +75,12 @@ class CostTicker(Horizontal):
             "  ",
             (f"{totals.running}/{totals.sessions} running", ""),
         )
-        set_text(self._text, text)
+        set_text(self._text, text, auto_width=False)  # 1fr: growing numbers move nothing
         approvals = self._approvals
         set_text(
             approvals,
             Text(f"⚠ {totals.approvals} waiting for approval" if totals.approvals else ""),
+            auto_width=True,
         )
         approvals.set_class(bool(totals.approvals), "-waiting")
         self._sparkline.data = list(fleet.history) or [0.0]

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import humanize
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.content import Content
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -87,8 +91,10 @@ class SessionPane(Widget, can_focus=True):
     SessionPane > .pane--usage { height: 1; }
     """
 
-    # Equality of snapshots is identity: a new snapshot repaints, the same one does not.
-    snapshot: reactive[SessionSnapshot] = reactive(None, init=False)  # type: ignore[arg-type]
+    # Equality of snapshots is identity: a new snapshot calls ``paint``, the same one does
+    # not. No repaint of its own: ``paint`` updates the rows that changed, and repainting
+    # the whole pane (border and all) on every flush was a third of each frame's cost.
+    snapshot: reactive[SessionSnapshot] = reactive(None, init=False, repaint=False)  # type: ignore[arg-type]
 
     class Opened(Message):
         def __init__(self, session_id: str) -> None:
@@ -117,6 +123,16 @@ class SessionPane(Widget, can_focus=True):
 
     def on_mount(self) -> None:
         self.paint(force=True)
+
+    def show_session(self, snapshot: SessionSnapshot) -> None:
+        """Show ``snapshot``, of this pane's session or of another one."""
+        if snapshot.id != self.session_id:
+            self.session_id = snapshot.id
+            self.set_reactive(SessionPane.snapshot, snapshot)
+            if self.is_mounted:
+                self.paint(force=True)
+        else:
+            self.snapshot = snapshot  # the same snapshot repaints nothing
 
     def watch_snapshot(self) -> None:
         if self.is_mounted:
@@ -194,38 +210,95 @@ class SessionPane(Widget, can_focus=True):
 class PaneTail(Widget):
     """The newest lines of a session, as many as fit, and the line still streaming below
     them. Laid out at paint time for the height it has, so a short pane shows the newest
-    lines (never the oldest) and the streaming line is never the one cut off."""
+    lines (never the oldest) and the streaming line is never the one cut off.
+
+    Drawn line by line (Textual's line API) from strips kept by content: when a new line
+    arrives the others only move up, and a moved line is a dictionary lookup, not a new
+    render (with 16 streaming panes the tail was the largest cost of a frame)."""
 
     DEFAULT_CSS = """
-    PaneTail { height: 1fr; overflow: hidden; text-wrap: nowrap; text-overflow: ellipsis; }
+    PaneTail { height: 1fr; overflow: hidden; }
     """
+    KEPT_STRIPS = 256
 
     def __init__(self, style: Callable[[str], str], classes: str = "") -> None:
         super().__init__(classes=classes)
         self._style = style
         self._lines: tuple[TailLine, ...] = ()
         self._streaming = ""
+        self._strips: dict[tuple[str, str, int], Strip] = {}
+        self._styles: dict[str, Style] = {}
+        self._painted: list[tuple[str, str]] = []
+        self._painted_size = Size(0, 0)
 
     def show(self, lines: tuple[TailLine, ...], streaming: str) -> None:
         self._lines, self._streaming = lines, streaming
-        self.refresh()  # a repaint; the size is the CSS's, never the text's
+        # Repaint only the rows that changed (the size is the CSS's, never the text's):
+        # while a message streams that is its one line, not the whole tail.
+        rows, size = self.rows(), self.size
+        if size != self._painted_size or len(rows) != len(self._painted):
+            self.refresh()
+        else:
+            for y, (old, new) in enumerate(zip(self._painted, rows, strict=True)):
+                if old != new:
+                    self.refresh(Region(0, y, size.width, 1))
+        self._painted, self._painted_size = rows, size
 
-    def render(self) -> Text:
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()  # a theme change: colours and the base style are new
+        self._styles.clear()
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(kind, text) per row as laid out for the current height, newest at the bottom."""
         rows = self.size.height
         if self._streaming:
             rows -= 1
-        lines = self._lines[-rows:] if rows > 0 else ()
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for n, line in enumerate(lines):
-            if n:
-                text.append("\n")
-            text.append(f"{TAIL_MARK.get(line.kind, ' ')} ", style="dim")
-            text.append(line.text, style=self._style(TAIL_STYLE.get(line.kind, "")))
+        out = [(line.kind, line.text) for line in (self._lines[-rows:] if rows > 0 else ())]
         if self._streaming:
-            text.append(("\n" if lines else "") + "◆ " + self._streaming + "▌", style="italic")
-        return text
+            out.append(("streaming", self._streaming))
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        rows = self.rows()
+        if y >= len(rows):
+            return Strip.blank(width, self.rich_style)
+        kind, text = rows[y]
+        key = (kind, text, width)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._row_strip(kind, text, width)
+            if len(self._strips) >= self.KEPT_STRIPS:
+                self._strips.clear()
+            self._strips[key] = strip
+        return strip
+
+    def _row_strip(self, kind: str, text: str, width: int) -> Strip:
+        base = self.rich_style
+        if kind == "streaming":
+            segments = [Segment(f"◆ {text}▌", base + self._rich("italic"))]
+        else:
+            segments = [
+                Segment(f"{TAIL_MARK.get(kind, ' ')} ", base + self._rich("dim")),
+                Segment(text, base + self._rich(TAIL_STYLE.get(kind, ""))),
+            ]
+        strip = Strip(segments)
+        if strip.cell_length > width > 0:
+            # Cut with an ellipsis in the style of what it ends, as the rows above are.
+            kept = list(strip.crop(0, width - 1))
+            style = kept[-1].style if kept else base
+            strip = Strip([*kept, Segment("…", style)])
+        return strip.extend_cell_length(width, base)
+
+    def _rich(self, style: str) -> Style:
+        parsed = self._styles.get(style)
+        if parsed is None:
+            parsed = Style.parse(self._style(style)) if style else Style()
+            self._styles[style] = parsed
+        return parsed
 
     @property
     def shown(self) -> list[str]:
         """The rows as painted now, for tests."""
-        return self.render().plain.splitlines()
+        return [self.render_line(y).text.rstrip() for y in range(len(self.rows()))]

@@ -5,11 +5,13 @@ snapshot changed, and only the cells whose text did."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable
 
 from tui.core.money.pricing import format_usd
@@ -26,6 +28,7 @@ COLUMNS = (
     ("tokens", "tokens", 9),
     ("active", "active", 8),
 )
+CELLS_EVERY_S = 0.25  # how often moving figures are redrawn (status changes: at once)
 # The order statuses sort in: what needs you first.
 STATUS_RANK = {
     "approval": 0,
@@ -74,11 +77,35 @@ class SessionTable(DataTable[Any]):
         self._shown: dict[str, SessionSnapshot] = {}
         self._cells: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []  # the sessions in the order they were made
+        self._latest: dict[str, SessionSnapshot] = {}
+        self._applied_at = 0.0
+        self._later: Timer | None = None
         for key, label, width in COLUMNS:
             self.add_column(label, key=key, width=width)
 
     def show(self, sessions: dict[str, SessionSnapshot]) -> None:
-        """Bring the rows up to date with ``sessions`` (the ones the filter lets through)."""
+        """Bring the rows up to date with ``sessions`` (the ones the filter lets through).
+
+        Costs, tokens and times move on every flush; repainting 64 rows that often was
+        most of the app's work (bench/ui.py). Those are shown at most every
+        ``CELLS_EVERY_S``; a session added, gone or changing status is shown at once."""
+        self._latest = sessions
+        shown = self._shown
+        urgent = sessions.keys() != shown.keys() or any(
+            shown[sid].status != snap.status for sid, snap in sessions.items()
+        )
+        wait = self._applied_at + CELLS_EVERY_S - time.monotonic()
+        if urgent or wait <= 0:
+            self._apply()
+        elif self._later is None:
+            self._later = self.set_timer(wait, self._apply)
+
+    def _apply(self) -> None:
+        if self._later is not None:
+            self._later.stop()
+            self._later = None
+        self._applied_at = time.monotonic()
+        sessions = self._latest
         for sid in [s for s in self._shown if s not in sessions]:
             self.remove_row(sid)
             del self._shown[sid], self._cells[sid]
