@@ -180,13 +180,14 @@ async def test_approval_prompt_and_toast_show_hostile_text_inert(
 ) -> None:
     app = hostile_app(data_dir, tmp_path, bash="always_ask")
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        target = await settled_pane(pilot, app)
-        assert target.snapshot.pending(), "bash waits for approval"
-        # The toast that says so names the session: its title is shown as written. It is
-        # posted when the approval is heard of, which may be a frame after the pane shows.
-        await until(pilot, lambda: "Approval needed" in screen_text(app), "the approval toast")
+        # The toast that says so names the session: its title is shown as written. Read
+        # while it is up (it goes after 6 s, which a loaded machine can spend settling).
+        toast_up = lambda: "Approval needed" in screen_text(app)  # noqa: E731
+        await until(pilot, toast_up, "the approval toast", tries=600)  # a slow start, loaded
         shown = assert_inert(app)
         assert "evil\\x1b]0;pwned\\x07 [@click=app.quit]T[/] \\u202eright:" in shown
+        target = await settled_pane(pilot, app)
+        assert target.snapshot.pending(), "bash waits for approval"
         target.focus()
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "approval prompt")
