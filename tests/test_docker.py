@@ -23,6 +23,8 @@ from tui.core.sandboxes.docker import (
     orphan_containers,
     remove_containers,
 )
+from tui.core.sandboxes.firewall import chain_name
+from tui.core.sandboxes.images import remove_images, unused_derived
 from tui.core.session import events as ev
 from tui.core.session.spec import EnvironmentSpec, Limits
 from tui.core.session.state import finished_after, is_finished
@@ -226,6 +228,15 @@ async def test_limited_networking_passes_only_listed_hosts(tmp_path: Path) -> No
 
     server = await asyncio.start_server(upstream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+
+    # A host service on every interface: the gateway address is one of the host's.
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HOST-SERVICE\n")  # says it was reached before reading anything
+        await writer.drain()
+        writer.close()
+
+    exposed = await asyncio.start_server(banner, "0.0.0.0", 0)
+    exposed_port = exposed.sockets[0].getsockname()[1]
     workspace = tmp_path / "ws"
     workspace.mkdir()
     limited = env(networking="limited", allowed_hosts=("127.0.0.1",))
@@ -244,9 +255,29 @@ async def test_limited_networking_passes_only_listed_hosts(tmp_path: Path) -> No
         )
         assert "upstream" not in direct.output  # no way out but the proxy
         assert box._proxy is not None and box._proxy.refused == ["localhost"]
+        # The host's other ports through the gateway, or any of its addresses: refused
+        # at once (a reset), while the proxy's port on the same address answers.
+        host_ips = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout
+        targets = ["$h", *host_ips.split()[:3]]
+        probe = "; ".join(f"nc -w 3 {t} {exposed_port} </dev/null" for t in targets)
+        sealed = await box.bash(ask.split("printf")[0] + probe + "; echo done", 60)
+        assert "done" in sealed.output and "HOST-SERVICE" not in sealed.output, sealed.output
+        again = await box.bash(ask.replace("{host}", "127.0.0.1"), 30)
+        assert "upstream" in again.output
+        assert rules_of(box) != ""  # the seal is in place while the container is
     finally:
+        chain_rules = rules_of(box)
         await box.close(remove=True)
         server.close()
+        exposed.close()
+    assert chain_rules and rules_of(box) == ""  # removed with the network
+
+
+def rules_of(box: DockerSandbox) -> str:
+    """The iptables rules of the sandbox's limited network ("" once removed)."""
+    chain = chain_name(box._network_name())
+    done = subprocess.run(["iptables", "-w", "-S", chain], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
 
 
 def build_pip_stub_image() -> str:
@@ -282,8 +313,14 @@ async def test_packages_go_into_a_derived_image_built_once(tmp_path: Path) -> No
             result = await box.bash("ls /opt/pkgs", 30)
             assert result.output.split() == [f"demo-pkg-{os.getpid()}"]
         assert DockerSandbox.builds == builds + 1  # the second start used the cached image
+        derived = {i.tag for i in unused_derived()}
+        assert boxes[0].image() not in derived  # its containers use it
     finally:
         for box in boxes:
             await box.close(remove=True)
+    # Unused now: `corral gc --images` finds it (labelled) and removes it.
+    tag = boxes[0].image()
+    assert tag in {i.tag for i in unused_derived()}
+    assert remove_images([tag]) == [tag]
     with pytest.raises(SandboxError, match="not a package name"):
         DockerSandbox(tmp_path, env(pip=("x; rm -rf /",)), "sesn_bad", tmp_path)

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 
-from tui.cli import money, policy, server, sessions, timeline, watch
+from tui.cli import env, money, policy, server, sessions, timeline, watch
 from tui.cli.options import OneLineParser, serve_args
 from tui.core.errors import CorralError
 from tui.core.printable import printable_line
@@ -24,6 +24,7 @@ COMMANDS: dict[str, Command] = {
     **policy.COMMANDS,
     **server.COMMANDS,
     **watch.COMMANDS,
+    **env.COMMANDS,
 }
 
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="use the corral server at URL (key in $CORRAL_SERVER_KEY), not the data dir's",
     )
     sub = parser.add_subparsers(dest="command")
-    for group in (sessions, watch, timeline, money, policy, server):
+    for group in (sessions, watch, timeline, money, policy, server, env):
         group.add_commands(sub)
     return parser
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             return run_app(args)
         if args.command == "demo" and not args.headless:
-            return run_app(args, sessions.demo_spec_list())
+            return run_app(args, sessions.demo_spec_list(args.backend))
         if args.command == "run" and not args.headless:
             return run_app(args, sessions.build_run_specs(args))
         if args.command == "serve" and args.foreground:

@@ -20,6 +20,7 @@ from tui.cli.output import (
     print_import_review,
     print_table,
     session_json,
+    short,
     summary_rows,
 )
 from tui.client.protocol import CorralClient
@@ -30,8 +31,11 @@ from tui.core.money.estimate import forecast
 from tui.core.money.pricing import format_usd
 from tui.core.money.spend import cache_saving
 from tui.core.printable import printable_line
+from tui.core.sandboxes.engine import image_present
+from tui.core.sandboxes.registry import missing_image_notice
 from tui.core.session import events as ev
 from tui.core.session.describe import describe
+from tui.core.session.records import SANDBOX_NOTICE, SessionRecord
 from tui.core.session.spec import DEFAULT_MODEL, SessionSpec, ad_hoc_spec, spec_from_json
 from tui.core.session.spec_reader import load_spec
 from tui.core.session.state import RUNNING, TERMINATED, SessionState
@@ -42,6 +46,11 @@ DEMO_APPROVAL_PAUSE_S = 3.0
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo = sub.add_parser("demo", help="run the bundled offline demo sessions")
+    demo.add_argument(
+        "--backend",
+        choices=["auto", "local", "docker"],
+        help="run the demos in this sandbox backend (docker: `corral env build` first)",
+    )
     runner_options(demo)
     stop_on_exit(demo)
     demo.add_argument(
@@ -60,7 +69,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "--allow-all", action="store_true", help="ad-hoc: run every tool without asking"
     )
     run.add_argument(
-        "--backend", choices=["auto", "local", "docker"], help="ad-hoc: sandbox backend"
+        "--backend",
+        choices=["auto", "local", "docker"],
+        help="sandbox backend (for specs: in place of theirs)",
     )
     runner_options(run)
     stop_on_exit(run)
@@ -108,11 +119,12 @@ def stop_on_exit(p: argparse.ArgumentParser) -> None:
     )
 
 
-def demo_spec_list() -> list[SessionSpec]:
+def demo_spec_list(backend: str | None = None) -> list[SessionSpec]:
     paths = sorted(sessions_dir().glob("demo-*.toml"))
     if not paths:
         raise UsageError(f"no demo specs found in {sessions_dir()}")
-    return [load_spec(p) for p in paths]  # all checked before any starts
+    specs = [load_spec(p) for p in paths]  # all checked before any starts
+    return [s.with_backend(backend) for s in specs] if backend else specs
 
 
 def build_run_specs(args: argparse.Namespace) -> list[SessionSpec]:
@@ -121,7 +133,8 @@ def build_run_specs(args: argparse.Namespace) -> list[SessionSpec]:
         raise UsageError("give spec files or --prompt, not both")
     if args.spec:
         specs = [load_spec(path) for path in args.spec]
-        return [spec.with_model(args.model) if args.model else spec for spec in specs]
+        specs = [spec.with_model(args.model) if args.model else spec for spec in specs]
+        return [spec.with_backend(args.backend) if args.backend else spec for spec in specs]
     if args.prompt:
         workspace = Path(args.workspace).resolve() if args.workspace else None
         if workspace is not None and not workspace.is_dir():
@@ -148,6 +161,7 @@ async def start_and_follow(
     Ctrl-C leaves them running in the server, unless ``stop_on_exit`` (then they are
     interrupted: idle and resumable)."""
     ids: list[str] = []
+    notices: set[str] = set()
     try:
         with await client.subscribe() as feed:
             for spec in specs:
@@ -156,6 +170,10 @@ async def start_and_follow(
                 record = await client.session(ids[-1])
                 for note in record.metadata.get("workspace_copy_skipped", []):
                     print(f"  workspace copy skipped {printable_line(str(note))}", flush=True)
+                notice = str(record.metadata.get(SANDBOX_NOTICE, ""))
+                if notice and notice not in notices:  # once, not once per session
+                    notices.add(notice)
+                    print(f"  on local: {printable_line(notice)}", flush=True)
             states = await follow(client, feed, ids, auto_approve_after=auto_approve_after)
     except asyncio.CancelledError:  # Ctrl-C
         if stop_on_exit:
@@ -174,7 +192,7 @@ async def start_and_follow(
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
-    specs = demo_spec_list()
+    specs = demo_spec_list(args.backend)
     async with open_client(args) as client:
         return await start_and_follow(
             client, specs, auto_approve_after=args.approve_after, stop_on_exit=args.stop_on_exit
@@ -199,7 +217,23 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         print("no sessions yet: try `corral demo --headless`")
     else:
         print_table(summary_rows(records, now), SUMMARY_HEADER)
+        print_sandbox_notices(records)
     return 0
+
+
+def print_sandbox_notices(records: list[SessionRecord]) -> None:
+    """Once under the table: sessions that run on local because an image is missing,
+    while it still is (built since, the advice is moot)."""
+    waiting: dict[str, list[str]] = {}
+    for record in records:
+        notice = record.metadata.get(SANDBOX_NOTICE)
+        if notice and not (record.state and record.state.status == TERMINATED):
+            image = spec_from_json(record.spec).environment.image
+            waiting.setdefault(image, []).append(short(record.id))
+    for image, ids in waiting.items():
+        if not image_present(image):
+            notice = missing_image_notice(image)
+            print(f"{printable_line(notice)} ({len(ids)} sessions run on local: {', '.join(ids)})")
 
 
 async def cmd_show(args: argparse.Namespace) -> int:

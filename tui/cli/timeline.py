@@ -4,6 +4,7 @@ and import."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -45,6 +46,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
     p = sub.add_parser("gc", help="remove stored file contents no checkpoint needs")
     p.add_argument("--dry-run", action="store_true", help="show what would be freed")
+    p.add_argument(
+        "--images",
+        action="store_true",
+        help="also remove derived Docker images (a spec's packages) no container uses",
+    )
 
     p = sub.add_parser("export", help="write a session (log, checkpoints, files) to one file")
     p.add_argument("session")
@@ -175,11 +181,36 @@ async def cmd_gc(args: argparse.Namespace) -> int:
             print(f"  would remove {digest[:16]}…  {humanize.naturalsize(blob_size)}")
         for cid, sid in done.containers:
             print(f"  would remove container {cid[:12]} (session {sid or '?'})")
-        return 0
-    print(
-        f"removed {len(plan.unreferenced)} blobs, freed {size}; {len(done.containers)} containers"
-    )
+    else:
+        print(
+            f"removed {len(plan.unreferenced)} blobs, freed {size};"
+            f" {len(done.containers)} containers"
+        )
+    await _gc_images(remove=args.images, dry_run=not done.applied)
     return 0
+
+
+async def _gc_images(*, remove: bool, dry_run: bool) -> None:
+    """Derived images belong to the machine, not to the data dir's server: asked here."""
+    from tui.core.errors import SandboxError
+    from tui.core.sandboxes.images import remove_images, unused_derived
+
+    try:
+        unused = await asyncio.to_thread(unused_derived)
+    except SandboxError:
+        return  # no engine: no images to speak of
+    if not unused:
+        return
+    size = humanize.naturalsize(sum(i.size for i in unused))
+    if not remove:
+        print(f"{len(unused)} derived images no container uses ({size}): --images removes them")
+        return
+    if dry_run:
+        for image in unused:
+            print(f"  would remove image {printable_line(image.tag)}")
+        return
+    removed = await asyncio.to_thread(remove_images, [i.tag for i in unused])
+    print(f"removed {len(removed)} derived images ({size})")
 
 
 async def cmd_export(args: argparse.Namespace) -> int:

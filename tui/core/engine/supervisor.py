@@ -36,7 +36,7 @@ from tui.core.providers.registry import priced_as, resolve_provider
 from tui.core.sandboxes import Sandbox, open_sandbox
 from tui.core.session import events as ev
 from tui.core.session.conversation import build_conversation
-from tui.core.session.records import SessionRecord
+from tui.core.session.records import SANDBOX_NOTICE, SessionRecord
 from tui.core.session.spec import SessionSpec, spec_from_json
 from tui.core.session.state import IDLE, TERMINATED, WORKING, SessionState, is_settled
 from tui.core.store.bus import EventBus, Subscription
@@ -161,7 +161,10 @@ class Supervisor:
             workspace=str(workspace),
             sandbox=sandbox.backend,
             isolation=sandbox.isolation,
-            metadata={"workspace_copy_skipped": skipped} if skipped else {},
+            metadata={
+                **({"workspace_copy_skipped": skipped} if skipped else {}),
+                **({SANDBOX_NOTICE: sandbox.notice} if sandbox.notice else {}),
+            },
             api=api or {},
         )
         try:

@@ -18,6 +18,7 @@ class BashResult:
 class Sandbox(Protocol):
     backend: str  # "local" or "docker"
     isolation: str  # human words for what confines the commands
+    notice: str  # why this backend and not the one the spec hoped for ("" if none)
     workspace: Path
 
     async def start(self) -> None: ...

@@ -33,6 +33,9 @@ from typing import Any
 from tui.core.errors import SandboxError, SandboxLost
 from tui.core.sandboxes.base import BashResult
 from tui.core.sandboxes.egress import EgressProxy
+from tui.core.sandboxes.engine import docker_client
+from tui.core.sandboxes.firewall import Firewall
+from tui.core.sandboxes.images import LABEL_IMAGE
 from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox, spawn_shell
 from tui.core.session.spec import DOCKER_DEFAULTS, EnvironmentSpec
 from tui.core.session.state import RUNNING
@@ -42,47 +45,11 @@ LABEL_SESSION = "corral.session"
 LABEL_DATA_DIR = "corral.data_dir"
 # A process that keeps the container alive and does nothing; any image's sh has these.
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"]
-PING_TIMEOUT_S = 3
 # A package spec as pip or apt takes it (name, extras, a version constraint); nothing a
 # Dockerfile line could be tricked with.
 PACKAGE_RE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._+\-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[A-Za-z0-9.*+\-]+)?"
 )
-
-
-def docker_client() -> Any:
-    """A client for the engine the environment names (DOCKER_HOST), or SandboxError."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=PING_TIMEOUT_S)
-        client.ping()
-    except Exception as exc:
-        raise SandboxError(f"no Docker engine answers here ({type(exc).__name__}: {exc})") from None
-    client.api.timeout = 120  # pings are quick; creating and removing may not be
-    return client
-
-
-def engine_answers() -> bool:
-    try:
-        docker_client().close()
-    except SandboxError:
-        return False
-    return shutil.which("docker") is not None
-
-
-def image_present(image: str) -> bool:
-    try:
-        client = docker_client()
-    except SandboxError:
-        return False
-    try:
-        client.images.get(image)
-        return True
-    except Exception:
-        return False
-    finally:
-        client.close()
 
 
 class DockerSandbox(LocalSandbox):
@@ -97,6 +64,9 @@ class DockerSandbox(LocalSandbox):
             raise SandboxError('networking = "limited" needs allowed_hosts')
         self._proxy: EgressProxy | None = None
         self._proxy_url = ""
+        self._proxy_port = 0
+        self._firewall: Firewall | None = None
+        self._address = ""  # the limited container's, which its firewall rule names
         bad = [p for p in (*environment.pip, *environment.apt) if not PACKAGE_RE.fullmatch(p)]
         if bad:
             raise SandboxError(f"environment.packages: {bad[0]!r} is not a package name")
@@ -149,7 +119,11 @@ class DockerSandbox(LocalSandbox):
                 lines.append(f"RUN {pip} {names} || python3 -m {pip} {names}")
             try:
                 client.images.build(
-                    fileobj=io.BytesIO("\n".join(lines).encode()), tag=tag, rm=True, forcerm=True
+                    fileobj=io.BytesIO("\n".join(lines).encode()),
+                    tag=tag,
+                    labels={LABEL_IMAGE: "derived"},  # `corral gc --images` may remove it
+                    rm=True,
+                    forcerm=True,
                 )
             except Exception as exc:
                 raise SandboxError(f"installing the environment's packages failed: {exc}") from None
@@ -216,8 +190,9 @@ class DockerSandbox(LocalSandbox):
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
         return f"corral-limited-{digest}"
 
-    def _ensure_network(self) -> str:
-        """An internal network (no route out) for limited containers; its gateway address."""
+    def _ensure_network(self) -> tuple[str, str]:
+        """An internal network (no route out) for limited containers: its gateway address
+        and the host's bridge interface."""
         client = docker_client()
         try:
             name = self._network_name()
@@ -233,7 +208,10 @@ class DockerSandbox(LocalSandbox):
                 )
             )
             network.reload()
-            return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+            gateway = str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+            options = network.attrs.get("Options") or {}
+            bridge = options.get("com.docker.network.bridge.name") or f"br-{network.id[:12]}"
+            return gateway, str(bridge)
         except Exception as exc:
             raise SandboxError(f"cannot make the limited network: {exc}") from None
         finally:
@@ -248,6 +226,8 @@ class DockerSandbox(LocalSandbox):
                     network.reload()
                     if not network.attrs.get("Containers"):
                         network.remove()
+                        if self._firewall is not None:
+                            self._firewall.remove()
             finally:
                 client.close()
 
@@ -282,12 +262,16 @@ class DockerSandbox(LocalSandbox):
         if self._proc is not None and self._proc.returncode is None:
             return
         if self.limited and self._proxy is None:
-            gateway = await asyncio.to_thread(self._ensure_network)
+            gateway, bridge = await asyncio.to_thread(self._ensure_network)
+            self._firewall = Firewall(self._network_name(), bridge, gateway)
+            await asyncio.to_thread(self._firewall.seal)
             self._proxy = EgressProxy(self.environment.allowed_hosts)
-            port = await self._proxy.start(gateway)
-            self._proxy_url = f"http://{gateway}:{port}"
+            self._proxy_port = await self._proxy.start(gateway)
+            self._proxy_url = f"http://{gateway}:{self._proxy_port}"
         if not await asyncio.to_thread(self._running):
             self.container_id = await asyncio.to_thread(self._create)
+            if self._firewall is not None:
+                await asyncio.to_thread(self._open_proxy_to_container)
             has_bash = await asyncio.to_thread(self._exec_ok, ["sh", "-c", "command -v bash"])
             self._shell = "bash" if has_bash else "sh"
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "DOCKER_HOST", "DOCKER_CONFIG")}
@@ -295,6 +279,23 @@ class DockerSandbox(LocalSandbox):
             self._proc = await spawn_shell(self._argv(), env)
         except OSError as exc:
             raise SandboxError(f"cannot start a shell in the container: {exc}") from None
+
+    def _open_proxy_to_container(self) -> None:
+        """Its address may reach its proxy; nothing else of the host (firewall.py)."""
+        assert self._firewall is not None and self.container_id is not None
+        old = self._address
+        client = docker_client()
+        try:
+            container = client.containers.get(self.container_id)
+            networks = container.attrs["NetworkSettings"]["Networks"]
+            self._address = str(networks[self._network_name()]["IPAddress"])
+        except Exception as exc:
+            raise SandboxError(f"cannot find the limited container's address: {exc}") from None
+        finally:
+            client.close()
+        if old and old != self._address:  # a replaced container's rule goes with it
+            self._firewall.disallow(old, self._proxy_port)
+        self._firewall.allow(self._address, self._proxy_port)
 
     def _exec_ok(self, argv: list[str]) -> bool:
         client = docker_client()
@@ -341,6 +342,9 @@ class DockerSandbox(LocalSandbox):
         await self._discard()
         if remove or self.limited:  # a limited container cannot outlive its proxy
             await asyncio.to_thread(self._remove)
+        if self._firewall is not None and self._address:
+            await asyncio.to_thread(self._firewall.disallow, self._address, self._proxy_port)
+            self._address = ""
         if self.limited:
             await asyncio.to_thread(self._remove_network_if_unused)
         if self._proxy is not None:

@@ -58,6 +58,7 @@ class LocalSandbox:
     spec's caps. A setting this machine cannot honour raises SandboxError here."""
 
     backend = "local"
+    notice = ""
 
     def __init__(
         self,

@@ -9,6 +9,9 @@ from typing import Any
 
 from tui.core.session.state import SessionState
 
+# Metadata key: why a session runs on local when docker was one step away (sandboxes).
+SANDBOX_NOTICE = "sandbox_notice"
+
 
 @dataclass
 class SessionRecord:

@@ -65,6 +65,8 @@ class Limits:
         return self.cpus is not None or self.memory_mb is not None or self.pids is not None
 
 
+# The image `corral env build` makes; `auto` uses docker only when it is there.
+DEFAULT_IMAGE = "corral-python:latest"
 DOCKER_DEFAULTS = Limits(cpus=1.0, memory_mb=1024, pids=256)
 # Sane ranges: a typo such as 1e9 cpus is refused rather than passed to the kernel.
 MAX_CPUS = 1024.0
@@ -75,7 +77,7 @@ PIDS_RANGE = (8, 4_194_304)
 @dataclass(frozen=True)
 class EnvironmentSpec:
     backend: str = "auto"
-    image: str = "corral-python:latest"
+    image: str = DEFAULT_IMAGE
     networking: str = "none"
     allowed_hosts: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
@@ -115,6 +117,14 @@ class SessionSpec:
         from dataclasses import replace
 
         return replace(self, agent=replace(self.agent, model=model))
+
+    def with_backend(self, backend: str) -> SessionSpec:
+        """The same session in another sandbox backend (``demo --backend docker``)."""
+        from dataclasses import replace
+
+        if backend not in BACKENDS:
+            raise SpecError(f"backend must be one of {', '.join(BACKENDS)}")
+        return replace(self, environment=replace(self.environment, backend=backend))
 
 
 def default_tools(*, allow_all: bool) -> dict[str, ToolConfig]:

@@ -20,6 +20,7 @@ from textual.widgets import Static
 
 from tui.core.money.pricing import format_usd
 from tui.core.printable import printable_line
+from tui.core.session.records import SANDBOX_NOTICE
 from tui.core.session.views import TailLine
 from tui.ui.fleet import SessionSnapshot
 
@@ -178,9 +179,13 @@ class SessionPane(Widget, can_focus=True):
 
     def _meta_text(self) -> Text:
         record = self.snapshot.record
+        model = (self.snapshot.model, "bold")
+        notice = record.metadata.get(SANDBOX_NOTICE)
+        if notice:  # it runs on local only for want of an image: say how to get it
+            return Text.assemble(model, "  ", (printable_line(f"local · {notice}"), "yellow"))
         isolation = record.isolation.split(" (")[0]
         sandbox = printable_line(f"{record.sandbox}: {isolation}")
-        return Text.assemble((self.snapshot.model, "bold"), "  ", (sandbox, "dim"))
+        return Text.assemble(model, "  ", (sandbox, "dim"))
 
     def _usage_text(self) -> Text:
         snap = self.snapshot
