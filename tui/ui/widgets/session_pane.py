@@ -182,7 +182,7 @@ class SessionPane(Widget, can_focus=True):
         model = (self.snapshot.model, "bold")
         notice = record.metadata.get(SANDBOX_NOTICE)
         if notice:  # it runs on local only for want of an image: say how to get it
-            return Text.assemble(model, "  ", (printable_line(f"local · {notice}"), "yellow"))
+            return Text.assemble(model, "  ", (printable_line(str(notice)), "yellow"))
         isolation = record.isolation.split(" (")[0]
         sandbox = printable_line(f"{record.sandbox}: {isolation}")
         return Text.assemble(model, "  ", (sandbox, "dim"))
