@@ -324,3 +324,30 @@ async def test_packages_go_into_a_derived_image_built_once(tmp_path: Path) -> No
     assert remove_images([tag]) == [tag]
     with pytest.raises(SandboxError, match="not a package name"):
         DockerSandbox(tmp_path, env(pip=("x; rm -rf /",)), "sesn_bad", tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_limited_is_refused_at_once_where_the_host_cannot_be_sealed(tmp_path: Path) -> None:
+    # Not root: no firewall rules, so no half-sealed network. The check runs in a forked
+    # child that has become "nobody"; the refusal comes before any container exists.
+    limited = env(networking="limited", allowed_hosts=("example.com",))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        said = b""
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            DockerSandbox(tmp_path, limited, "sesn_t_nobody", tmp_path)
+            said = b"accepted"
+        except SandboxError as exc:
+            said = str(exc).encode()
+        finally:
+            os.write(write, said)
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as answer:
+        said = answer.read().decode()
+    assert "needs host firewall rules, which need root" in said, said
+    assert "\n" not in said

@@ -34,7 +34,7 @@ from tui.core.errors import SandboxError, SandboxLost
 from tui.core.sandboxes.base import BashResult
 from tui.core.sandboxes.egress import EgressProxy
 from tui.core.sandboxes.engine import docker_client
-from tui.core.sandboxes.firewall import Firewall
+from tui.core.sandboxes.firewall import Firewall, require_firewall
 from tui.core.sandboxes.images import LABEL_IMAGE
 from tui.core.sandboxes.local import KILL_GRACE_S, LocalSandbox, spawn_shell
 from tui.core.session.spec import DOCKER_DEFAULTS, EnvironmentSpec
@@ -62,6 +62,8 @@ class DockerSandbox(LocalSandbox):
         self.limited = environment.networking == "limited"
         if self.limited and not environment.allowed_hosts:
             raise SandboxError('networking = "limited" needs allowed_hosts')
+        if self.limited:
+            require_firewall()
         self._proxy: EgressProxy | None = None
         self._proxy_url = ""
         self._proxy_port = 0

@@ -50,16 +50,7 @@ class Firewall:
 
     def seal(self) -> None:
         """The chain with its closing reject rules, and the jump to it (idempotent)."""
-        if shutil.which("iptables") is None:
-            raise SandboxError(
-                'networking = "limited" needs iptables to seal the host from the container'
-                " (not installed); use none or unrestricted"
-            )
-        if os.geteuid() != 0:
-            raise SandboxError(
-                'networking = "limited" needs host firewall rules, which need root: run the'
-                " corral server as root, or use none or unrestricted"
-            )
+        require_firewall()
         tables = ["iptables"] + (["ip6tables"] if _ipv6_on() else [])
         for table in tables:
             if not _ok(table, "-L", self.chain, "-n"):
@@ -96,6 +87,21 @@ class Firewall:
             _ok(table, "-F", self.chain)
             _ok(table, "-X", self.chain)
         _fresh.discard(self.chain)
+
+
+def require_firewall() -> None:
+    """SandboxError unless this process can install the rules (checked at session start,
+    before a container exists, so a spec that cannot be honoured is refused at once)."""
+    if shutil.which("iptables") is None:
+        raise SandboxError(
+            'networking = "limited" needs iptables to seal the host from the container'
+            " (not installed); use none or unrestricted"
+        )
+    if os.geteuid() != 0:
+        raise SandboxError(
+            'networking = "limited" needs host firewall rules, which need root: run the'
+            " corral server as root, or use none or unrestricted"
+        )
 
 
 def _ok(table: str, *args: str) -> bool:
