@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -244,6 +245,8 @@ def test_corral_home_is_the_default_data_dir(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert (tmp_path / "home" / "corral.db").exists()
+    # Made for its owner alone (the umask would have given 0755): conversations live here.
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
 
 
 def slow_spec(tmp_path: Path, turns: int = 3, latency: int = 1500) -> Path:

@@ -26,6 +26,7 @@ import httpx2 as httpx
 
 from tui.core.errors import CorralError
 from tui.core.printable import printable_line
+from tui.core.store.datadir import ensure_data_dir
 
 INFO_FILE = "server.json"
 LOCK_FILE = "server.lock"
@@ -136,7 +137,7 @@ def ensure_server(
     info = running_server(data_dir)
     if info is not None:
         return info
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(data_dir)
     logs = log_dir(data_dir)
     private_dir(logs)
     start_log = logs / "server-start.log"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tui.core.store.datadir import ensure_data_dir
 from tui.server.errors import envelope
 
 KEY_FILE = "server.key"
@@ -28,7 +29,7 @@ def load_or_make_key(data_dir: Path) -> str:
         return path.read_text("utf-8").strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(data_dir)
     key = "crl-" + secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -43,6 +43,7 @@ from tui.client.discovery import (
 from tui.client.engine import EngineClient
 from tui.core.clock import utc_now
 from tui.core.session.state import WORKING
+from tui.core.store.datadir import ensure_data_dir
 from tui.server.app import build_app
 from tui.server.auth import load_or_make_key
 from tui.server.shapes import iso
@@ -80,7 +81,7 @@ class Listener:
 
 def serve(data_dir: Path, options: ServeOptions) -> int:
     """Run the server until SIGTERM/SIGINT (or idle exit); the process's exit code."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(data_dir)
     with hold_lock(data_dir):
         _setup_logging(data_dir, options.foreground_log)
         asyncio.run(Daemon(data_dir, options).run())

@@ -62,7 +62,7 @@ def save_seen(data_dir: Path, where: str, seen: dict[str, Seen]) -> None:
     }
     tmp = path.with_name(f".{SEEN_FILE}.{os.getpid()}")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # as ensure_data_dir
         tmp.write_text(json.dumps(everything), "utf-8")
         os.replace(tmp, path)
     except OSError:

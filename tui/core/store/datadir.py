@@ -19,6 +19,13 @@ def resolve_data_dir(explicit: str | Path | None = None) -> Path:
     return Path(platformdirs.user_data_dir("corral", appauthor=False))
 
 
+def ensure_data_dir(data_dir: Path) -> Path:
+    """Make the data dir if it is missing, readable by its owner only: it holds every
+    conversation, tool output and file the agents saw. One that exists keeps its mode."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return data_dir
+
+
 def db_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tui.core.store.datadir import ensure_data_dir
+
 FILE_NAME = "settings.json"
 
 
@@ -21,7 +23,7 @@ def load_settings(data_dir: Path) -> dict[str, Any]:
 def save_setting(data_dir: Path, key: str, value: Any) -> None:
     settings = load_settings(data_dir)
     settings[key] = value
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(data_dir)
     tmp = data_dir / (FILE_NAME + ".tmp")
     tmp.write_text(json.dumps(settings, indent=2), "utf-8")
     os.replace(tmp, data_dir / FILE_NAME)  # atomic: never a half-written file

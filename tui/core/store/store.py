@@ -30,6 +30,7 @@ from tui.core.session.records import SessionRecord
 from tui.core.session.state import SessionState
 from tui.core.store import lease
 from tui.core.store.bus import EventBus
+from tui.core.store.datadir import ensure_data_dir
 from tui.core.store.definitions import Definitions
 from tui.core.store.folds import LiveFolds
 from tui.core.store.lease import lease_is_live
@@ -71,7 +72,7 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path, bus: EventBus | None = None) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_data_dir(path.parent)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
