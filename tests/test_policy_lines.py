@@ -78,6 +78,25 @@ LINES = [
     ("open", "echo ok >> .GIT/hooks/pre-commit", "deny"),
     ("open", "cat x | tee y &> ./.git/config", "deny"),
     ("open", "ls > out.txt; echo ok >.git/config", "deny"),
+    # Commands that write by their arguments are judged like redirections.
+    ("open", "echo x | tee .git/config", "deny"),
+    ("open", "echo x | sudo tee -a .git/hooks/pre-commit", "deny"),
+    ("open", "cp evil .git/config", "deny"),
+    ("open", "cp -r hooks .git", "deny"),  # into a directory: .git/hooks
+    ("open", "cp -t .git/hooks evil", "deny"),
+    ("open", "mv .git/config elsewhere", "deny"),  # gone from where it was
+    ("open", "install -m 755 evil .git/hooks/pre-commit", "deny"),
+    ("open", "ln -sf /tmp/evil .git/hooks/pre-commit", "deny"),
+    ("open", "dd if=evil of=.git/config", "deny"),
+    ("open", "sed -i s/a/b/ .git/config", "deny"),
+    ("open", "sed -ni -e s/a/b/ .git/config", "deny"),
+    ("open", "rm -f .git/index", "deny"),
+    ("open", "truncate -s 0 .git/config", "deny"),
+    ("open", "chmod 777 .git/config", "deny"),
+    ("open", "touch .git/x && ls", "deny"),
+    ("open", "find . -name x -exec cp {} .git/config ;", "deny"),
+    ("open", "cp x $DEST", "ask"),  # where it writes is only known when it runs
+    ("no-writes", "cp a b", "deny"),
     ("no-writes", "echo ok > notes.txt", "deny"),
     ("no-writes", "ls >> log.txt", "deny"),
     ("no-writes", "cat > x <<< hello", "deny"),
@@ -111,6 +130,14 @@ LINES = [
     ("careful", "cat README | grep x > src/found.txt", "allow"),
     ("careful", "ls 2>/dev/null && echo ok >&2", "allow"),
     ("open", "echo ok > notes.txt", "allow"),
+    # Reading is not writing: these name .git files without changing them.
+    ("open", "sed s/a/b/ .git/config", "allow"),
+    ("open", "sed -e s/i/x/ .git/config", "allow"),
+    ("open", "cp .git/config backup.txt", "allow"),
+    ("open", "chmod 644 notes.txt", "allow"),
+    ("open", "tee out.txt < in.txt", "allow"),
+    ("open", "dd if=.git/config of=copy.txt", "allow"),
+    ("no-writes", "ls -la | tee /dev/null", "allow"),
     ("no-writes", "ls > /dev/null 2>&1", "allow"),  # not a file
     ("no-writes", "pytest -q 2>&1 | tail -5", "allow"),
 ]

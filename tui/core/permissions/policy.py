@@ -219,10 +219,12 @@ def _judge_command(
 ) -> Decision:
     line = read_line(command)
     decisions = [_judge_part(tool, config, default, part) for part in line.parts]
+    targets = [("redirect to", t) for t in line.writes]
+    targets += [(f"{name} writes", t) for name, t in line.changes]
     decisions += [
         decision
-        for target in line.writes
-        if (decision := _judge_write(tool, target, writes, workspace)) is not None
+        for how, target in targets
+        if (decision := _judge_write(tool, target, writes, workspace, how)) is not None
     ]
     # The strictest decision; among equals the first, so the reason names the first part.
     worst = max(decisions, key=lambda d: SEVERITY[d.permission], default=None)
@@ -251,11 +253,15 @@ NOT_FILES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty")
 
 
 def _judge_write(
-    tool: str, target: str, writes: ToolPolicy | None, workspace: Path | None
+    tool: str,
+    target: str,
+    writes: ToolPolicy | None,
+    workspace: Path | None,
+    how: str = "redirect to",
 ) -> Decision | None:
-    """What the write tool's policy says of a redirection writing ``target``; None when
-    it has nothing against it (its allow rules and default are the bash tool's business:
-    bash writes files in many ways a rule cannot see)."""
+    """What the write tool's policy says of a redirection (or a command, writers.py)
+    writing ``target``; None when it has nothing against it (its allow rules and default
+    are the bash tool's business: bash writes files in ways no rule can see)."""
     if writes is None or target in NOT_FILES or target.startswith("/dev/fd/"):
         return None
     if writes.default == "deny":
@@ -270,7 +276,7 @@ def _judge_write(
         or target.startswith("~")
         or any(c in target for c in "*?[")
     ):
-        reason = f"{tool}: a redirection to {target!r} is only known when it runs"
+        reason = f"{tool}: {how} {target!r}, which is only known when it runs"
         return Decision("ask", "unparseable", reason)
     try:
         rel = normalise(target, workspace)
@@ -281,7 +287,7 @@ def _judge_write(
         return None
     rule = max(matched, key=lambda r: SEVERITY[r.decision])
     label = rule.label("write")
-    return Decision(rule.decision, label, f"{label} (redirect to: {rel})", label)
+    return Decision(rule.decision, label, f"{label} ({how}: {rel})", label)
 
 
 # -- paths -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tui.core.permissions.shell_lex import (
     simple_commands,
     tokens,
 )
+from tui.core.permissions.writers import files_written
 
 __all__ = ["SUBST", "Line", "Part", "Unparseable", "read_line", "split_command"]
 
@@ -103,6 +104,8 @@ class Line:
 
     parts: list[Part] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)  # files redirections write (unquoted)
+    # Files commands write by their arguments (tee, cp, sed -i…): (command, path).
+    changes: list[tuple[str, str]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # why some piece could not be read
 
 
@@ -110,6 +113,9 @@ def read_line(command: str) -> Line:
     """Everything ``command`` would run and write; what cannot be read is listed, not raised."""
     line = Line()
     _read(command, 0, line)
+    for part in line.parts:
+        name = os.path.basename(part.argv[0]) if part.argv else ""
+        line.changes.extend((name, path) for path in files_written(part.argv))
     return line
 
 
