@@ -45,9 +45,9 @@ instead of a pane each; and, for reference, the same 16 sessions with no app att
   with panes (right then left: focus moves between the first two panes; painted when a
   frame repaints the top row, the border, of the pane focused), ``arrows`` with the
   table (down then up: the table's cursor moves a row; painted when a frame repaints
-  the row the cursor moved to), and ``filter`` (``/`` opens and focuses the filter box,
-  which shifts everything below it; ``escape`` closes it and focuses the first pane or
-  the table; painted when a frame repaints the top row of what got focus).
+  the row the cursor moved to), and ``filter`` (``/`` opens the filter on the key line
+  and focuses it; ``escape`` closes it and focuses the first pane or the table; painted
+  when a frame repaints the top row of what got focus).
 * CPU: this process (the app): ``time.process_time()`` (all threads) and
   ``time.thread_time()`` on the event loop's thread; the server: ``/proc/PID/stat``
   (all threads) and ``/proc/PID/task/PID/stat`` (its main thread, where its event loop
@@ -481,7 +481,7 @@ Line = tuple[int, int, int]  # a screen row and the columns [left, right) a fram
 
 
 def top_line(widget: Widget) -> Line | None:
-    """The widget's top row (a pane's border, the filter box's, the table's header)."""
+    """The widget's top row (a pane's border, the key line, the table's header)."""
     region = widget.region
     return (region.y, region.x, region.right) if region else None
 
@@ -587,7 +587,9 @@ def repaints(update: RenderableType, line: Line) -> bool:
 
 
 def probes(app: CorralApp, sessions: int) -> Iterator[Probe]:
-    from textual.widgets import DataTable, Input
+    from textual.widgets import DataTable
+
+    from tui.ui.widgets.key_hints import KeyHints
 
     dashboard = app.dashboard
 
@@ -602,7 +604,7 @@ def probes(app: CorralApp, sessions: int) -> Iterator[Probe]:
         return dashboard.compact.table if dashboard.compact is not None else None
 
     def filter_box() -> Widget | None:
-        return dashboard.query_one("#filter", Input)
+        return dashboard.query_one(KeyHints)  # the filter is typed on the key line
 
     def cursor(key: str, step: int) -> Probe:
         # Built when it is due: the row it should reach is the current one plus a step.

@@ -23,6 +23,7 @@ from tui.ui.screens.approval import ApprovalScreen
 from tui.ui.screens.new_session import NewSessionScreen
 from tui.ui.screens.quit import QuitScreen
 from tui.ui.screens.session import SessionScreen
+from tui.ui.widgets.key_hints import KeyHints
 from tui.ui.widgets.session_pane import SessionPane
 from tui.ui.widgets.transcript import Transcript
 
@@ -105,15 +106,23 @@ async def test_filter_narrows_panes_by_status_and_text(data_dir: Path) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, app)
         await pilot.press("slash")
-        assert isinstance(app.focused, Input)
+        line = app.dashboard.query_one(KeyHints)
+        assert app.focused is line and line.filtering
+        # Typed letters are the filter's: "a", "p" and "r" neither open the approval
+        # prompt nor pause or resume anything.
         await pilot.press(*"approval")
+        assert line.filter_text == "approval" and app.screen is app.dashboard
         assert [p.snapshot.title for p in app.dashboard.panes()] == [APPROVAL]
-        app.dashboard.query_one("#filter", Input).value = "slug"
-        await pilot.pause()
+        assert "/ approval" in line.render().plain
+        await pilot.press(*["backspace"] * 8, *"slug")
         assert [p.snapshot.title for p in app.dashboard.panes()] == ["Dead end, then recover"]
+        await pilot.press("enter")  # kept: the keys go back to the panes
+        assert isinstance(app.focused, SessionPane) and line.filter_text == "slug"
         await pilot.press("escape")
         assert len(app.dashboard.panes()) == 3
-        assert isinstance(app.focused, SessionPane)
+        assert isinstance(app.focused, SessionPane) and not line.filtering
+        assert APPROVAL in [p.snapshot.title for p in app.dashboard.panes()]
+        assert pane(app, APPROVAL).snapshot.state.pending_approvals  # "y" allowed nothing
 
 
 async def test_allow_from_the_pane_with_one_key(data_dir: Path) -> None:

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.scalar import Scalar
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Static
 
 from tui.client.protocol import CorralClient
 from tui.ui import gc_pauses
@@ -30,8 +30,6 @@ COMPACT_AT = 24  # more sessions than this: the table instead of a pane each
 class DashboardScreen(SessionActions):
     DEFAULT_CSS = """
     DashboardScreen { layout: vertical; }
-    DashboardScreen #filter { display: none; dock: bottom; height: 1; }
-    DashboardScreen #filter.-active { display: block; }
     DashboardScreen #panes {
         layout: grid; grid-size: 3; grid-gutter: 0 1; height: 1fr; padding: 0 1;
     }
@@ -70,16 +68,8 @@ class DashboardScreen(SessionActions):
         yield CostTicker().data_bind(FleetScreen.fleet)
         with VerticalScroll(id="panes"):
             yield Static("No sessions yet — press n to start one.", id="empty")
-        yield KeyHints()
-        # On the key line's row while it is open, so opening it moves no pane: a layout
-        # that shifted all of them cost a full repaint per key. Disabled while hidden, so
-        # it never takes focus (or the keys) from the panes.
-        yield Input(
-            placeholder="filter by status or text (enter keeps it, esc clears)",
-            id="filter",
-            disabled=True,
-            compact=True,
-        )
+        # The filter is typed on the key line: nothing moves when it opens or closes.
+        yield KeyHints(placeholder="filter by status or text (enter keeps it, esc clears)")
 
     @property
     def columns(self) -> int:
@@ -126,7 +116,7 @@ class DashboardScreen(SessionActions):
     def _add_panes(self, panes: list[SessionPane]) -> None:
         self.query_one("#empty").display = False
         self.query_one("#panes").mount_all(panes)
-        filter_text = self.query_one("#filter", Input).value
+        filter_text = self.query_one(KeyHints).filter_text
         if filter_text:
             self.apply_filter(filter_text)
         self.call_after_refresh(self._fit_rows)
@@ -134,12 +124,15 @@ class DashboardScreen(SessionActions):
         if not isinstance(self.focused, SessionPane):
             self.call_after_refresh(self._focus_first)
 
-    def _focus_first(self) -> None:
+    def _focus_first(self, *, leaving_filter: bool = False) -> None:
+        """Focus the first pane (or the table), unless one has focus or a filter is being
+        typed: new sessions do not take the keys from the user."""
         if self.compact is not None:
             self.compact.table.focus()
             return
         panes = self.panes()
-        if panes and not isinstance(self.focused, SessionPane | Input):
+        busy = isinstance(self.focused, SessionPane | KeyHints) and not leaving_filter
+        if panes and not busy:
             panes[0].focus()
 
     def selected(self) -> SessionSnapshot | None:
@@ -162,7 +155,7 @@ class DashboardScreen(SessionActions):
             self.call_after_refresh(grid.remove)
             self.mount(self.compact, before=self.query_one(KeyHints))
             self.call_after_refresh(self.compact.table.focus)
-        text = self.query_one("#filter", Input).value
+        text = self.query_one(KeyHints).filter_text
         shown = {sid: s for sid, s in fleet.sessions.items() if s.matches(text)}
         self.compact.show(shown)
 
@@ -192,29 +185,18 @@ class DashboardScreen(SessionActions):
             self.app.push_screen(SessionScreen(self.client, snap, self.profiles_dir, self.fleet))
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.disabled = False
-        box.add_class("-active")
-        # Not a class on the screen: that would restyle every widget under it.
-        self.query_one(KeyHints).display = False
-        box.focus()
+        self.query_one(KeyHints).start_filter()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.value = ""
-        box.remove_class("-active")
-        self.query_one(KeyHints).display = True
-        box.disabled = True
+        self.query_one(KeyHints).stop_filter()
         self.apply_filter("")
-        self._focus_first()
+        self._focus_first(leaving_filter=True)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.apply_filter(event.value)
+    def on_key_hints_filter_changed(self, message: KeyHints.FilterChanged) -> None:
+        self.apply_filter(message.text)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            self._focus_first()
+    def on_key_hints_filter_kept(self, message: KeyHints.FilterKept) -> None:
+        self._focus_first(leaving_filter=True)
 
     def apply_filter(self, text: str) -> None:
         if self.compact is not None:
