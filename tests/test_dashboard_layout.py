@@ -12,7 +12,7 @@ from textual.widgets._footer import FooterKey
 from tui.core.session.views import TailLine
 from tui.ui.screens.dashboard import COMPACT_AT, PANE_MIN_HEIGHT
 from tui.ui.widgets.key_hints import KeyHints
-from tui.ui.widgets.session_pane import SessionPane
+from tui.ui.widgets.session_pane import SessionPane, in_view
 
 from .app_helpers import demo_app, settle, until
 from .conftest import make_spec
@@ -134,3 +134,27 @@ async def test_past_compact_at_a_sortable_table_with_panes_for_the_few(
         assert isinstance(app.focused, object)
         assert not any(isinstance(w, SessionPane) for w in board.query("#panes *"))
         assert PANE_MIN_HEIGHT == 13
+
+
+async def test_a_pane_out_of_view_paints_nothing_until_it_is_scrolled_into_view(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # 16 panes do not fit 160x48: the last rows are below the screen. Repainting them
+    # would change nothing visible and cost every frame a rebuild of Textual's map.
+    app = demo_app(data_dir, many_specs(tmp_path, 16))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, app.ready.is_set, "the app", tries=600)
+        board = app.dashboard
+        await until(pilot, lambda: len(board.panes()) == 16, "sixteen panes", tries=600)
+        await pilot.pause(0.2)
+        last = board.panes()[-1]
+        assert not in_view(last) and in_view(board.panes()[0])
+        snap = last.snapshot
+        news = (*snap.tail, TailLine("agent", "news while away"))
+        last.snapshot = replace(snap, tail=news, streaming="", version=snap.version + 1)
+        await pilot.pause()
+        assert last._stale and not any("news while away" in t for t in last._tail.shown)
+        last.focus()
+        last.scroll_visible(animate=False)
+        await until(pilot, lambda: in_view(last) and not last._stale, "caught up in view")
+        assert last._tail.shown[-1].endswith("news while away")

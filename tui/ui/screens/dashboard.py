@@ -90,6 +90,7 @@ class DashboardScreen(SessionActions):
         height = max(PANE_MIN_HEIGHT, grid.content_size.height // rows)
         if grid.styles.grid_rows != (Scalar.parse(str(height)),):
             grid.styles.grid_rows = str(height)
+            self._catch_up_later()
 
     def panes(self) -> list[SessionPane]:
         """The panes shown (the filter hides some), in order."""
@@ -97,6 +98,16 @@ class DashboardScreen(SessionActions):
 
     def on_mount(self) -> None:
         self.watch_fleet(self.fleet)
+        self.watch(self.query_one("#panes"), "scroll_y", self._catch_up_later, init=False)
+
+    def _catch_up_later(self) -> None:
+        """After the next layout, paint the panes that came into view (they skip the
+        changes they cannot show: ``SessionPane.watch_snapshot``)."""
+        self.call_after_refresh(self._catch_up)
+
+    def _catch_up(self) -> None:
+        for pane in self._panes.values():
+            pane.catch_up()
 
     def watch_fleet(self, fleet: Fleet) -> None:
         if self.compact is not None or len(fleet.sessions) > COMPACT_AT:
@@ -207,3 +218,4 @@ class DashboardScreen(SessionActions):
             if pane.display != shown:  # setting it, even unchanged, asks for a layout
                 pane.display = shown
         self.call_after_refresh(self._fit_rows)
+        self._catch_up_later()

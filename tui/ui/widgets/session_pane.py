@@ -11,11 +11,12 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.content import Content
+from textual.errors import NoWidget
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
-from textual.widget import Widget
+from textual.widget import NoScreen, Widget
 from textual.widgets import Static
 
 from tui.core.money.pricing import format_usd
@@ -65,6 +66,15 @@ def short_duration(seconds: object) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def in_view(widget: Widget) -> bool:
+    """Is any of ``widget`` on screen (not scrolled out of its container's view)?"""
+    try:
+        geometry = widget.screen.find_widget(widget)
+    except (NoScreen, NoWidget):
+        return True  # not laid out yet: paint, as before
+    return geometry.clip.overlaps(geometry.region)
+
+
 def same_text(old: object, new: Text) -> bool:
     """Would showing ``new`` change nothing? (Text's == ignores the base style.)"""
     return isinstance(old, Text) and old == new and old.style == new.style
@@ -110,6 +120,7 @@ class SessionPane(Widget, can_focus=True):
         self.set_reactive(SessionPane.snapshot, snapshot)
         self._borders: tuple[str, str] | None = None
         self._shown_version = -1
+        self._stale = False  # a snapshot came while out of view (``catch_up``)
         # Held, not queried: the rows are painted from on_mount on.
         self._title = Static(classes="pane--title")
         self._meta = Static(classes="pane--meta")
@@ -136,7 +147,21 @@ class SessionPane(Widget, can_focus=True):
             self.snapshot = snapshot  # the same snapshot repaints nothing
 
     def watch_snapshot(self) -> None:
-        if self.is_mounted:
+        if not self.is_mounted:
+            return
+        if in_view(self):
+            self.paint()
+        else:
+            # Scrolled out of sight: painting would change nothing on screen, and a
+            # change to a widget off screen makes Textual rebuild its map of every widget
+            # for the next frame (milliseconds per frame at 16 panes). ``catch_up`` paints
+            # it once it is in view again.
+            self._stale = True
+
+    def catch_up(self) -> None:
+        """Paint what changed while the pane was out of view, if it is in view now."""
+        if self._stale and in_view(self):
+            self._stale = False
             self.paint()
 
     def on_click(self, event: events.Click) -> None:
@@ -163,7 +188,9 @@ class SessionPane(Widget, can_focus=True):
             (self._meta, self._meta_text()),
             (self._usage, self._usage_text()),
         ):
-            if force or not same_text(static.content, text):
+            if not force and not in_view(static):
+                self._stale = True  # a pane cut by the screen's edge: this row is past it
+            elif force or not same_text(static.content, text):
                 set_row(static, text)
         if force or snap.version != self._shown_version:
             self._shown_version = snap.version
