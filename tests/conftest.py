@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tui.core.engine.supervisor import Supervisor
+from tui.core.sandboxes.docker import LABEL_DATA_DIR as LABEL_DATA
 from tui.core.session.spec import SessionSpec
 from tui.core.session.spec_reader import parse_spec
 from tui.core.store.datadir import db_path
@@ -36,6 +37,29 @@ def _stop_servers(tmp_path: Path) -> Iterator[None]:
             pid = int(json.loads(info.read_text())["pid"])
             if pid != os.getpid():  # a server in a thread of ours stops with its test
                 os.kill(pid, signal.SIGTERM)
+    remove_test_containers(tmp_path)
+
+
+_engine: list[bool] = []  # asked once: does a Docker engine answer here?
+
+
+def remove_test_containers(tmp_path: Path) -> None:
+    """Idle sessions keep their containers for the next turn; a test's go with the test.
+    (Once `corral env build` has run, `backend = "auto"` sessions run in docker.)"""
+    from tui.core.sandboxes.engine import docker_client, engine_answers
+
+    if not _engine:
+        _engine.append(engine_answers())
+    if not _engine[0]:
+        return
+    with suppress(Exception):
+        client = docker_client()
+        try:
+            for container in client.containers.list(all=True, filters={"label": LABEL_DATA}):
+                if container.labels.get(LABEL_DATA, "").startswith(f"{tmp_path}/"):
+                    container.remove(force=True)
+        finally:
+            client.close()
 
 
 def toml_value(value: Any) -> str:

@@ -123,6 +123,7 @@ def approval_spec(tmp_path: Path) -> Path:
     spec.write_text(
         'title = "approval"\nprompt = "go"\n[agent]\nmodel = "scripted:script.toml"\n'
         '[agent.tools]\nbash = { permission_policy = "always_ask" }\n'
+        '[environment]\nbackend = "local"\n'
     )
     return spec
 
@@ -263,7 +264,10 @@ def slow_spec(tmp_path: Path, turns: int = 3, latency: int = 1500) -> Path:
         + [{"text": "all done"}],
     )
     spec = tmp_path / "slow-spec.toml"
-    spec.write_text('title = "slow"\nprompt = "go"\n[agent]\nmodel = "scripted:slow.toml"\n')
+    spec.write_text(
+        'title = "slow"\nprompt = "go"\n[agent]\nmodel = "scripted:slow.toml"\n'
+        '[environment]\nbackend = "local"\n'
+    )
     return spec
 
 

@@ -282,10 +282,15 @@ class LocalSandbox:
     async def _discard(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            except PermissionError:  # not a group we may signal: the shell alone
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            except ProcessLookupError:
+                pass
+            # No proc.kill() after a killpg that worked: its liveness check could reap
+            # the shell before asyncio's watcher does ("Unknown child process pid").
             await proc.wait()
         # What escaped the process group (setsid, daemons) is still in the cgroup.
         if self.limiter is not None:
