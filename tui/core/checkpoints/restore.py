@@ -97,19 +97,34 @@ class DirWalker:
             os.close(self._chain.pop()[1])
 
 
-def restore(root: Path, target: Manifest, blobs: BlobStore, cache: StatCache) -> list[Change]:
-    """Make the tree under ``root`` equal ``target``; returns what changed."""
+def restore(
+    root: Path,
+    target: Manifest,
+    blobs: BlobStore,
+    cache: StatCache,
+    current: Manifest | None = None,
+    odd: set[str] | None = None,
+) -> list[Change]:
+    """Make the tree under ``root`` equal ``target``; returns what changed.
+
+    ``current`` is the tree as it is now, when a change tracker knows it (with ``odd``,
+    the paths whose mode on disk is not the one kept); without it the tree is scanned.
+    Only the paths that differ (and the odd ones) are touched either way.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    current, stats = scan(root, cache)
+    if current is None:
+        current, stats = scan(root, cache)
+        odd = stats.odd_modes
+    odd = odd or set()  # equal in the manifests, not on disk: chmod them regardless
     changes = diff(current, target)
-    odd = stats.odd_modes  # equal in the manifests, not on disk: chmod them regardless
+    todo = sorted({c.path for c in changes if c.path in target} | (odd & target.keys()))
     root_fd = os.open(root, DIR_FLAGS)
     walker = DirWalker(root_fd)
     try:
         _open_up_dirs(walker, current, odd)
         _remove_stale(walker, changes, target)
-        _create(walker, current, target, blobs, cache, odd)
-        _set_dir_modes(walker, current, target, odd)
+        _create(walker, current, target, todo, blobs, cache, odd)
+        _set_dir_modes(walker, current, target, todo, odd)
     finally:
         walker.close()
         os.close(root_fd)
@@ -161,11 +176,12 @@ def _create(
     walker: DirWalker,
     current: Manifest,
     target: Manifest,
+    todo: list[str],
     blobs: BlobStore,
     cache: StatCache,
     odd: set[str],
 ) -> None:
-    for path in sorted(target):
+    for path in todo:  # sorted: parents before children
         entry = target[path]
         now = current.get(path)
         if (now == entry and path not in odd) or entry[0] == "s":
@@ -185,10 +201,12 @@ def _create(
             chmod_nofollow(parent_fd, name, file_mode(entry[1]))
 
 
-def _set_dir_modes(walker: DirWalker, current: Manifest, target: Manifest, odd: set[str]) -> None:
+def _set_dir_modes(
+    walker: DirWalker, current: Manifest, target: Manifest, todo: list[str], odd: set[str]
+) -> None:
     """Directories' modes last, deepest first: a read-only directory would refuse its
     own children (and corral keeps owner rwx on every directory regardless)."""
-    for path in sorted(target, reverse=True):
+    for path in reversed(todo):
         entry = target[path]
         if entry[0] != "d":
             continue

@@ -16,7 +16,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from tui.core.checkpoints.archive import IMPORTED, import_pending
-from tui.core.checkpoints.checkpointer import Checkpointer, latest_on_branch, scan_limits
+from tui.core.checkpoints.checkpointer import (
+    Checkpointer,
+    latest_on_branch,
+    scan_limits,
+    tracking_settings,
+)
 from tui.core.checkpoints.records import MANUAL, START, CheckpointRecord
 from tui.core.checkpoints.scan import Change
 from tui.core.clock import utc_now
@@ -74,8 +79,9 @@ class Supervisor:
         # Each recovered session's last seq before it resumed: its next stop comes after.
         self.recovered_after: dict[str, int] = {}
         self._answer_locks: dict[str, asyncio.Lock] = {}
+        settings = load_settings(data_dir)
         self.checkpointer = checkpointer or Checkpointer(
-            blobs_dir(data_dir), scan_limits(load_settings(data_dir))
+            blobs_dir(data_dir), scan_limits(settings), tracking_settings(settings)
         )
 
     @property
@@ -129,6 +135,7 @@ class Supervisor:
         self._sandboxes.clear()
         if self._closing:
             await asyncio.gather(*self._closing)
+        self.checkpointer.close()  # its change trackers: inotify watches and a thread
         await self.store.release_lease()
 
     async def _heartbeat(self) -> None:
@@ -267,6 +274,9 @@ class Supervisor:
                 settling.add_done_callback(self._closing.discard)
             sandbox = self._sandboxes.pop(sid, None)
             if sandbox is not None:
+                # Nothing runs in it now: its tracker's watches go (the next checkpoint,
+                # if it runs again, walks the tree once and arms a new one).
+                self.checkpointer.release(sandbox.workspace)
                 closing = asyncio.get_running_loop().create_task(self._close_sandbox(sid, sandbox))
                 self._closing.add(closing)  # close() waits for these
                 closing.add_done_callback(self._closing.discard)
