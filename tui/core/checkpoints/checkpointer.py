@@ -375,7 +375,8 @@ def _restored(
         if change.after is not None and change.after[0] == "s":
             skipped.add(change.path)
     touched = {c.path for c in changes}
-    return TreeState(target, digest, files, size, skipped, current.multi_link - touched, set())
+    multi = current.multi_link - touched
+    return TreeState(target, digest, files, size, skipped, multi, current.link_inodes, set())
 
 
 def latest_on_branch(

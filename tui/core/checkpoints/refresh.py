@@ -44,6 +44,7 @@ class TreeState:
     bytes: int = 0
     skipped: set[str] = field(default_factory=set)  # "s" entries: looked at every time
     multi_link: set[str] = field(default_factory=set)  # looked at every time too
+    link_inodes: set[int] = field(default_factory=set)  # their inodes
     odd_modes: set[str] = field(default_factory=set)  # what a restore must chmod anyway
 
     @classmethod
@@ -63,6 +64,7 @@ class TreeState:
             size,
             skipped,
             set(stats.multi_link) if stats else set(),
+            set(stats.link_inodes) if stats else set(),
             set(stats.odd_modes) if stats else set(),
         )
 
@@ -148,7 +150,7 @@ def refresh(
         walker.close()
         os.close(root_fd)
     changed = sorted(p for p in touched if previous.get(p) != manifest.get(p))
-    state = _after(before, manifest, changed, touched, stats)
+    state = _after(before, manifest, changed, touched, stats, cache)
     return Refreshed(state, changed, stats, bool(replaced))
 
 
@@ -213,7 +215,12 @@ def _rescan(
 
 
 def _after(
-    before: TreeState, manifest: Manifest, changed: list[str], touched: set[str], stats: ScanStats
+    before: TreeState,
+    manifest: Manifest,
+    changed: list[str],
+    touched: set[str],
+    stats: ScanStats,
+    cache: StatCache,
 ) -> TreeState:
     files, size = before.files, before.bytes
     skipped = set(before.skipped)
@@ -225,8 +232,17 @@ def _after(
         if new is not None and new[0] == "s":
             skipped.add(path)
     multi = (before.multi_link - touched) | stats.multi_link
+    inodes = before.link_inodes | stats.link_inodes
+    new_inodes = stats.link_inodes - before.link_inodes
+    if new_inodes:
+        # A new link raises an event at its own name only (a link count change notifies
+        # the inode, not its directory): the file's other names are found by inode, in
+        # the stat cache, so a write through any of them is looked for at all of them.
+        for path, (key, _) in cache.entries.items():
+            if key[3] in new_inodes and manifest.get(path, ("",))[0] == "f":
+                multi.add(path)
     odd = (before.odd_modes - touched) | stats.odd_modes
-    return TreeState(manifest, None, files, size, skipped, multi, odd)
+    return TreeState(manifest, None, files, size, skipped, multi, inodes, odd)
 
 
 def _count(files: int, size: int, entry: Entry | None, sign: int) -> tuple[int, int]:

@@ -81,6 +81,7 @@ class ScanStats:
     # outside the workspace) raises no event for this path, so a tracked checkpoint
     # looks at these every time.
     multi_link: set[str] = field(default_factory=set)
+    link_inodes: set[int] = field(default_factory=set)  # their inodes
 
     def skip(self, path: str, why: str) -> None:
         self.skipped += 1
@@ -264,6 +265,7 @@ def _scan_entry(
             stats.odd_modes.add(rel)
         if st.st_nlink > 1:
             stats.multi_link.add(rel)
+            stats.link_inodes.add(st.st_ino)
         return None
     kind = (
         "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
