@@ -6,6 +6,7 @@ come back) and the periodic verification; restores that touch only what differs.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import mmap
 import os
@@ -14,15 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from tui.core.checkpoints import bundle, inotify
 from tui.core.checkpoints import checkpointer as checkpointer_module
-from tui.core.checkpoints import inotify
+from tui.core.checkpoints.archive import ArchiveError
 from tui.core.checkpoints.checkpointer import FIRST, Checkpointer, Tracking
 from tui.core.checkpoints.inotify import IN_Q_OVERFLOW, Event
 from tui.core.checkpoints.records import FULL, TOOL, TRACKED
 from tui.core.checkpoints.scan import ScanLimits, StatCache, scan
 from tui.core.checkpoints.tracker import OVERFLOW, WATCH_LIMIT
+from tui.core.engine.supervisor import Supervisor
 from tui.core.sandboxes.local import LocalSandbox
 
+from .test_checkpoints import run_session
 from .test_docker import engine, env  # noqa: F401  (the module's engine fixture)
 from .tracked_ops import assert_equals_full_scan, random_command
 
@@ -127,6 +131,22 @@ async def test_a_new_tracker_walks_once_and_sees_what_changed_while_none_ran(
     e = await snap(second, ws, d.manifest)
     assert (e.scan, e.scan_note) == (FULL, FIRST)
     second.close()
+
+
+async def test_past_the_cap_on_tracked_workspaces_the_least_recent_is_let_go(
+    tmp_path: Path,
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    cp = checkpointer(tmp_path, max_workspaces=1)
+    a = await snap(cp, one)
+    b = await snap(cp, two)  # lets "one" go
+    c = await snap(cp, one, a.manifest)
+    d = await snap(cp, one, c.manifest)
+    assert [r.scan for r in (a, b, c, d)] == [FULL, FULL, FULL, TRACKED]
+    assert c.scan_note == FIRST
+    cp.close()
 
 
 async def test_a_kernel_overflow_makes_the_next_checkpoint_a_full_scan(tmp_path: Path) -> None:
@@ -309,3 +329,29 @@ async def test_tracking_off_in_settings_walks_every_time(tmp_path: Path) -> None
     assert (b.scan, b.changed) == (FULL, 1)
     assert "off" in b.scan_note
     assert cp._feed is None
+
+
+async def test_a_session_checkpoints_by_tracking_after_its_first_and_says_so(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    """Through the engine and the store: the start walks the tree, every checkpoint after
+    a tool is tracked, the records keep how (in SQLite and in an export's lines), and an
+    old export without the fields reads as full scans."""
+    sid, workspace = await run_session(supervisor, tmp_path)
+    checkpoints = await supervisor.store.checkpoints(sid)
+    assert [(c.scan, c.scan_note) for c in checkpoints[:1]] == [(FULL, FIRST)]
+    assert [c.scan for c in checkpoints[1:]] == [TRACKED] * (len(checkpoints) - 1)
+    last_seq = (await supervisor.store.state(sid)).last_seq
+    for record in checkpoints:
+        line = json.dumps(record.to_json())
+        assert bundle._checkpoint(line, sid, last_seq, "test") == record
+    old = checkpoints[1].to_json()
+    del old["scan"], old["scan_note"]
+    assert bundle._checkpoint(json.dumps(old), sid, last_seq, "test").scan == FULL
+    with pytest.raises(ArchiveError, match="scan must be one of"):
+        bundle._checkpoint(json.dumps({**old, "scan": "guessed"}), sid, last_seq, "test")
+    # A rewind restores by difference and the session's next checkpoint is tracked.
+    await supervisor.rewind(sid, checkpoints[1].id)
+    record = await supervisor.checkpoint(sid, "after the rewind")
+    assert record.scan == TRACKED
+    assert_equals_full_scan(supervisor.checkpointer, workspace, record)

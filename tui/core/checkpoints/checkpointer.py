@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,9 @@ class Tracking:
     enabled: bool = True
     verify_every: int = 100  # tracked checkpoints between two verifications; 0: never
     barrier_timeout_s: float = 10.0
+    # Workspaces tracked at once (each holds a watch per directory, from a per-user
+    # kernel allowance); past it the least recently checkpointed one is let go.
+    max_workspaces: int = 64
 
 
 def tracking_settings(settings: dict[str, object]) -> Tracking:
@@ -89,6 +93,7 @@ class _Workspace:
     tracker: WorkspaceTracker | None = None
     state: TreeState | None = None  # as of the last checkpoint, when the tracker vouches
     tracked: int = 0  # tracked checkpoints since the last full scan
+    used: float = 0.0  # monotonic time of its last checkpoint or restore
 
 
 class Checkpointer:
@@ -110,7 +115,9 @@ class Checkpointer:
         return self._locks.setdefault(key, asyncio.Lock())
 
     def _workspace(self, workspace: Path) -> _Workspace:
-        return self._workspaces.setdefault(_key(workspace), _Workspace())
+        ws = self._workspaces.setdefault(_key(workspace), _Workspace())
+        ws.used = time.monotonic()
+        return ws
 
     # -- tracking ------------------------------------------------------------------------
 
@@ -133,13 +140,20 @@ class Checkpointer:
             # Its thread and watches go with this checkpointer even if close() is never
             # called (tests, a client that only reads).
             weakref.finalize(self, self._feed.close)
+        tracked = [
+            (w.used, k)
+            for k, w in self._workspaces.items()
+            if w.tracker is not None and k != _key(workspace)
+        ]
+        for _, key in sorted(tracked)[: max(0, len(tracked) + 1 - self.tracking.max_workspaces)]:
+            self.release(Path(key))
         ws.tracker = self._feed.tracker(str(workspace))
         ws.state = None
         return ws.tracker
 
     def release(self, workspace: Path) -> None:
-        """Stop tracking ``workspace`` (its session stopped running here); its next
-        checkpoint will be a full scan."""
+        """Stop tracking ``workspace`` (its session ended, or others were used more
+        lately); its next checkpoint will be a full scan."""
         ws = self._workspaces.pop(_key(workspace), None)
         if ws is not None and ws.tracker is not None and self._feed is not None:
             self._feed.forget(ws.tracker)

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 OVERFLOW = "the kernel's inotify queue overflowed: events were lost"
 WATCH_LIMIT = "the inotify watch limit is reached (fs.inotify.max_user_watches)"
+MAX_DIRTY = 1_000_000  # paths kept between two checkpoints; past it a full scan is cheaper
+TOO_MANY = f"more than {MAX_DIRTY} paths changed since the last checkpoint"
 
 
 class WorkspaceTracker:
@@ -270,6 +272,8 @@ class ChangeFeed:
         name = os.fsdecode(raw)
         arrived = bool(mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO))
         for tracker, rel in owners.items():
+            if tracker.lost is not None:
+                continue  # its next checkpoint walks the tree: nothing to keep
             if name:
                 path = f"{rel}/{name}" if rel else name
             elif rel:
@@ -279,3 +283,6 @@ class ChangeFeed:
                     tracker._lose("the workspace directory itself was moved or removed")
                 continue  # the root has no entry of its own
             tracker.dirty[path] = tracker.dirty.get(path, False) or arrived
+            if len(tracker.dirty) > MAX_DIRTY:
+                tracker._lose(TOO_MANY)
+                tracker.dirty = {}

@@ -274,9 +274,6 @@ class Supervisor:
                 settling.add_done_callback(self._closing.discard)
             sandbox = self._sandboxes.pop(sid, None)
             if sandbox is not None:
-                # Nothing runs in it now: its tracker's watches go (the next checkpoint,
-                # if it runs again, walks the tree once and arms a new one).
-                self.checkpointer.release(sandbox.workspace)
                 closing = asyncio.get_running_loop().create_task(self._close_sandbox(sid, sandbox))
                 self._closing.add(closing)  # close() waits for these
                 closing.add_done_callback(self._closing.discard)
@@ -286,9 +283,13 @@ class Supervisor:
         return session_id in self._tasks
 
     async def _close_sandbox(self, sid: str, sandbox: Sandbox) -> None:
-        """Close a session's shell; a terminated session's container goes too."""
+        """Close a session's shell; a terminated session's container goes too, and so
+        does its workspace's change tracker (an idle one keeps it: a rewind or the next
+        turn then needs no walk of the tree)."""
+        terminated = (await self.store.state(sid)).status == TERMINATED
+        if terminated:
+            self.checkpointer.release(sandbox.workspace)
         if sandbox.backend == "docker":
-            terminated = (await self.store.state(sid)).status == TERMINATED
             await sandbox.close(remove=terminated)  # type: ignore[call-arg]
         else:
             await sandbox.close()
