@@ -18,7 +18,9 @@ import pytest
 from tui.core.checkpoints import bundle, inotify
 from tui.core.checkpoints import checkpointer as checkpointer_module
 from tui.core.checkpoints.archive import ArchiveError
+from tui.core.checkpoints.blobs import BlobStore
 from tui.core.checkpoints.checkpointer import FIRST, Checkpointer, Tracking
+from tui.core.checkpoints.gc import GcPlan, apply_gc
 from tui.core.checkpoints.inotify import IN_Q_OVERFLOW, Event
 from tui.core.checkpoints.records import FULL, TOOL, TRACKED
 from tui.core.checkpoints.scan import ScanLimits, StatCache, scan
@@ -355,3 +357,59 @@ async def test_a_session_checkpoints_by_tracking_after_its_first_and_says_so(
     record = await supervisor.checkpoint(sid, "after the rewind")
     assert record.scan == TRACKED
     assert_equals_full_scan(supervisor.checkpointer, workspace, record)
+
+
+async def test_a_gc_since_the_last_checkpoint_is_noticed_and_blobs_checked_again(
+    tmp_path: Path,
+) -> None:
+    """Scans trust the blobs this process stored (no stat each); a gc rewrites the blob
+    store's stamp, and then nothing is taken on trust: the next checkpoint walks and a
+    blob that went is stored again, never named while missing."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "x").write_text("content")
+    cp = checkpointer(tmp_path)
+    a = await snap(cp, ws)
+    digest = cp.load(a.manifest)["x"][2]
+    await apply_gc(cp, GcPlan(0, [(digest, 7)]))  # as if no checkpoint named it
+    assert not cp.blobs.has(digest)
+    b = await snap(cp, ws, a.manifest)
+    assert (b.scan, b.scan_note) == (FULL, "blobs were collected (gc) since the last checkpoint")
+    assert cp.blobs.has(digest)
+    c = await snap(cp, ws, b.manifest)
+    assert c.scan == TRACKED
+    cp.close()
+
+
+def test_a_scan_that_overlapped_a_gc_is_done_again(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    digest, _ = blobs.put_bytes(b"x")
+    stamp = blobs.trusting()
+    assert stamp is not None and blobs.has_known(digest)
+    blobs.stamp_gc(busy=True)  # a gc starts while the scan runs
+    blobs.remove(digest)
+    assert blobs.has_known(digest)  # memory still answers inside the window...
+    assert not blobs.still_trusted(stamp)  # ...which is why its end is checked
+    assert blobs.trusting() is None  # while a gc is busy nothing is trusted
+    blobs.stamp_gc(busy=False)
+    assert blobs.trusting() is not None and not blobs.has_known(digest)
+    # A gc from another process (its own BlobStore on the same directory) between scans.
+    again, _ = blobs.put_bytes(b"y")
+    assert blobs.has_known(again)
+    other = BlobStore(tmp_path / "blobs")
+    other.stamp_gc(busy=True)
+    other.remove(again)
+    other.stamp_gc(busy=False)
+    assert blobs.trusting() is not None and not blobs.has_known(again)
+    cp = checkpointer(tmp_path)
+    runs: list[int] = []
+
+    def work() -> int:
+        runs.append(1)
+        if len(runs) == 1:  # a gc ran during the first run
+            cp.blobs.stamp_gc(busy=True)
+            cp.blobs.stamp_gc(busy=False)
+        return len(runs)
+
+    assert cp._trusted(work) == 2
+    assert cp._trusted(work) == 3  # no gc this time: once

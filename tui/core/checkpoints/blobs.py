@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from tui.core.errors import StoreError
 CHUNK = 1 << 20
 SMALL = 8 << 20  # files up to this size are read in one go
 HASH_RE = re.compile(r"[0-9a-f]{64}")
+GC_STAMP = ".gc-stamp"  # rewritten by gc before and after it removes blobs
+BUSY = b"busy "  # the stamp's prefix while a gc is removing
+MAX_KNOWN = 2_000_000  # digests remembered; past it the memory starts again
 
 
 def hash_bytes(data: bytes) -> str:
@@ -36,6 +40,11 @@ class BlobStore:
         self._root = str(root)
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        # Digests this process stored or found stored, trusted (no stat) while the gc
+        # stamp is what it was when they were learnt: only gc removes blobs, and it
+        # rewrites the stamp before and after it does.
+        self._known: set[str] = set()
+        self._known_stamp: bytes | None = None
 
     def path(self, digest: str) -> Path:
         return Path(self._fspath(digest))
@@ -44,6 +53,61 @@ class BlobStore:
         # A scan asks this of every unchanged file: a str path and os.path keep it to
         # the one stat, where two Path joins cost more than the stat itself.
         return os.path.isfile(self._fspath(digest))
+
+    def gc_stamp(self) -> bytes:
+        try:
+            with open(os.path.join(self._root, GC_STAMP), "rb") as f:
+                return f.read(64)
+        except FileNotFoundError:
+            return b""
+
+    def stamp_gc(self, *, busy: bool) -> None:
+        """Say a gc is removing blobs (``busy``) or has finished: scans that trusted
+        what they knew check the stamp after they end and do their work again."""
+        token = (BUSY if busy else b"done ") + secrets.token_hex(8).encode()
+        fd, tmp_name = _mkstemp(self.tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(token)
+        os.replace(tmp_name, os.path.join(self._root, GC_STAMP))
+
+    def trusting(self) -> bytes | None:
+        """Start trusting known digests for a scan: the stamp to check after it (with
+        ``still_trusted``), or None when a gc is busy (ask ``has`` every time)."""
+        stamp = self.gc_stamp()
+        if stamp.startswith(BUSY):
+            self._known.clear()
+            return None
+        if stamp != self._known_stamp:
+            self._known.clear()
+            self._known_stamp = stamp
+        return stamp
+
+    def still_trusted(self, stamp: bytes) -> bool:
+        """False when a gc started or ran since ``trusting``: what the scan took on trust
+        may be gone, so it must be done again (and nothing known is kept)."""
+        if self.gc_stamp() == stamp:
+            return True
+        self._known.clear()
+        self._known_stamp = None
+        return False
+
+    def has_known(self, digest: str) -> bool:
+        """``has``, answered from memory for a digest this process stored or saw; only
+        between ``trusting`` and ``still_trusted``."""
+        if digest in self._known:
+            return True
+        if self.has(digest):
+            self.learn(digest)
+            return True
+        return False
+
+    def learn(self, digest: str) -> None:
+        if len(self._known) >= MAX_KNOWN:
+            self._known.clear()
+        self._known.add(digest)
+
+    def forget(self, digests: list[str]) -> None:
+        self._known.difference_update(digests)
 
     def _fspath(self, digest: str) -> str:
         if not HASH_RE.fullmatch(digest):
@@ -55,8 +119,10 @@ class BlobStore:
         digest = hash_bytes(data)
         target = self.path(digest)
         if _touch(target):
+            self.learn(digest)
             return digest, 0
         self._place(target, lambda f: f.write(data))
+        self.learn(digest)
         return digest, len(data)
 
     def get(self, digest: str) -> bytes:
@@ -171,9 +237,11 @@ class Hasher:
             target = blobs.path(digest)
             if _touch(target):
                 os.unlink(tmp_name)
+                blobs.learn(digest)
                 return digest, size, 0
             target.parent.mkdir(exist_ok=True)
             os.replace(tmp_name, target)
+            blobs.learn(digest)
             return digest, size, size
         except BaseException:
             _unlink_quietly(tmp_name)

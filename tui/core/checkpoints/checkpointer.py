@@ -22,8 +22,10 @@ import logging
 import os
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from tui.core.checkpoints.blobs import BlobStore
 from tui.core.checkpoints.manifests import Manifest, ManifestStore
@@ -37,6 +39,7 @@ from tui.core.session import events as ev
 from tui.core.session.branches import path_seqs
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FIRST = "the first checkpoint of this workspace since corral started (the tracker arms on it)"
 VERIFY = "periodic verification of the tracked state"
@@ -94,6 +97,7 @@ class _Workspace:
     state: TreeState | None = None  # as of the last checkpoint, when the tracker vouches
     tracked: int = 0  # tracked checkpoints since the last full scan
     used: float = 0.0  # monotonic time of its last checkpoint or restore
+    gc_stamp: bytes = b""  # the blob store's gc stamp when ``state`` was taken
 
 
 class Checkpointer:
@@ -177,6 +181,10 @@ class Checkpointer:
             return None, self._no_feed or "change tracking is off (checkpoint_tracking)"
         if before is None:
             return None, FIRST
+        if self.blobs.gc_stamp() != ws.gc_stamp:
+            # The state's entries were vouched for before blobs were collected; a walk
+            # checks each against the store again.
+            return None, "blobs were collected (gc) since the last checkpoint"
         if not self._feed.barrier(self.tracking.barrier_timeout_s):
             why = self._feed.dead or (
                 f"the change tracker did not confirm its events within"
@@ -196,13 +204,24 @@ class Checkpointer:
         tracker = ws.tracker
         if tracker is not None:
             tracker.begin(full=True)
-        manifest, stats = scan(
-            workspace, ws.cache, blobs, self.limits, tracker.watch_dir if tracker else None
+        manifest, stats = self._trusted(
+            lambda: scan(
+                workspace, ws.cache, blobs, self.limits, tracker.watch_dir if tracker else None
+            )
         )
         if tracker is not None:
             tracker.prune()
         ws.tracked = 0
         return TreeState.of(manifest, None, stats), stats.notes, stats.stored_bytes, stats.skipped
+
+    def _trusted(self, work: Callable[[], T]) -> T:
+        """Run a scan that stores blobs, trusting the digests this process knows are
+        stored (no stat each); if a gc started meanwhile, run it again without."""
+        stamp = self.blobs.trusting()
+        result = work()
+        if stamp is None or self.blobs.still_trusted(stamp):
+            return result
+        return work()
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -231,8 +250,10 @@ class Checkpointer:
         dirty, why = self._tracked_dirty(ws, before)
         changed: list[str] | None = None
         if dirty is not None and before is not None and tracker is not None:
-            done = refresh(
-                workspace, before, dirty, ws.cache, self.blobs, self.limits, tracker.watch_dir
+            done = self._trusted(
+                lambda: refresh(
+                    workspace, before, dirty, ws.cache, self.blobs, self.limits, tracker.watch_dir
+                )
             )
             if done.replaced:
                 tracker.prune(done.state.manifest)
@@ -256,6 +277,7 @@ class Checkpointer:
         state.digest = stored.digest
         if tracker is not None and not tracker.closed:
             ws.state = state
+            ws.gc_stamp = self.blobs.gc_stamp()
         return CheckpointRecord(
             id=checkpoint_id(),
             session_id=session_id,
@@ -330,6 +352,7 @@ class Checkpointer:
         # The tree is the target now (the restore's own writes come back as events and
         # are looked at again next time, cheaply: the stat cache knows what it wrote).
         ws.state = _restored(current, target, manifest, changes)
+        ws.gc_stamp = self.blobs.gc_stamp()
         return changes
 
     async def pending_changes(self, workspace: Path, manifest: str) -> list[Change]:
@@ -360,7 +383,9 @@ class Checkpointer:
         """
 
         def copy() -> list[str]:
-            manifest, stats = scan(source, StatCache(), self.blobs, self.limits)
+            manifest, stats = self._trusted(
+                lambda: scan(source, StatCache(), self.blobs, self.limits)
+            )
             restore(target, manifest, self.blobs, StatCache())
             return stats.notes
 

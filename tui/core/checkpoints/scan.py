@@ -285,7 +285,7 @@ def _capture_file(
 ) -> tuple[str, int]:
     """(digest, size) of a regular file, read once unless the cache vouches for it."""
     cached = cache.get(rel, st)
-    if cached is not None and (blobs is None or blobs.has(cached)):
+    if cached is not None and (blobs is None or blobs.has_known(cached)):
         return cached, st.st_size
     if st.st_size > limits.max_file_bytes:
         raise _Skip(f"{st.st_size} bytes is over the {limits.max_file_bytes}-byte file cap")
