@@ -128,10 +128,17 @@ async def test_a_new_tracker_walks_once_and_sees_what_changed_while_none_ran(
     (ws / "d" / "f").write_text("three")
     d = await snap(second, ws, c.manifest)
     assert (d.scan, d.changed) == (TRACKED, 1)
-    # Released (its session stopped running here): the next checkpoint walks again.
+    # Released (its session ended): the next checkpoint walks again.
     second.release(ws)
     e = await snap(second, ws, d.manifest)
     assert (e.scan, e.scan_note) == (FULL, FIRST)
+    # The feed itself gone (its reader died, say): a new one, armed by a walk.
+    assert second._feed is not None
+    second._feed.close()
+    (ws / "d" / "f").write_text("four")
+    f = await snap(second, ws, e.manifest)
+    g = await snap(second, ws, f.manifest)
+    assert (f.scan, f.changed, g.scan) == (FULL, 1, TRACKED)
     second.close()
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -114,6 +115,7 @@ class Checkpointer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._feed: ChangeFeed | None = None
         self._no_feed = ""  # why there is none, once making one failed
+        self._setup = threading.Lock()  # snapshots of two workspaces run in two threads
 
     def _lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -130,8 +132,14 @@ class Checkpointer:
         tracking is off or inotify cannot be used here."""
         if not self.tracking.enabled:
             return None
-        if ws.tracker is not None and not ws.tracker.closed:
-            return ws.tracker
+        current = ws.tracker
+        live = current is not None and not current.closed and current.feed is self._feed
+        if live and current is not None and not current.feed.dead:
+            return current
+        with self._setup:
+            return self._new_tracker(workspace, ws)
+
+    def _new_tracker(self, workspace: Path, ws: _Workspace) -> WorkspaceTracker | None:
         if self._feed is None or self._feed.dead:
             if self._no_feed:
                 return None
@@ -151,6 +159,8 @@ class Checkpointer:
         ]
         for _, key in sorted(tracked)[: max(0, len(tracked) + 1 - self.tracking.max_workspaces)]:
             self.release(Path(key))
+        if ws.tracker is not None and ws.tracker.feed is not self._feed:
+            ws.tracker.feed.forget(ws.tracker)
         ws.tracker = self._feed.tracker(str(workspace))
         ws.state = None
         return ws.tracker
@@ -246,6 +256,9 @@ class Checkpointer:
     ) -> CheckpointRecord:
         ws = self._workspace(workspace)
         tracker = self._tracker(workspace, ws)
+        # Read before anything is scanned: a gc from here on makes the next checkpoint
+        # check every blob again.
+        stamp = self.blobs.gc_stamp()
         before, ws.state = ws.state, None  # unknown until this checkpoint is stored
         dirty, why = self._tracked_dirty(ws, before)
         changed: list[str] | None = None
@@ -276,8 +289,7 @@ class Checkpointer:
             count = len(diff(previous, state.manifest))
         state.digest = stored.digest
         if tracker is not None and not tracker.closed:
-            ws.state = state
-            ws.gc_stamp = self.blobs.gc_stamp()
+            ws.state, ws.gc_stamp = state, stamp
         return CheckpointRecord(
             id=checkpoint_id(),
             session_id=session_id,
@@ -341,6 +353,7 @@ class Checkpointer:
     def _restore(self, workspace: Path, manifest: str) -> list[Change]:
         ws = self._workspace(workspace)
         target = self.manifests.load(manifest)
+        stamp = self.blobs.gc_stamp()
         now = self._current(workspace, ws)
         ws.state = None
         if now is None:
@@ -351,8 +364,7 @@ class Checkpointer:
         )
         # The tree is the target now (the restore's own writes come back as events and
         # are looked at again next time, cheaply: the stat cache knows what it wrote).
-        ws.state = _restored(current, target, manifest, changes)
-        ws.gc_stamp = self.blobs.gc_stamp()
+        ws.state, ws.gc_stamp = _restored(current, target, manifest, changes), stamp
         return changes
 
     async def pending_changes(self, workspace: Path, manifest: str) -> list[Change]:

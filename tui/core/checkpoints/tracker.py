@@ -151,8 +151,8 @@ class ChangeFeed:
             self._trackers.discard(tracker)
 
     def add_watch(self, tracker: WorkspaceTracker, dir_fd: int, rel: str) -> None:
-        if tracker.lost == WATCH_LIMIT or tracker.closed:
-            return  # the rest of this scan would fail the same way
+        if tracker.lost is not None or tracker.closed:
+            return  # the next checkpoint walks (and watches) again anyway
         try:
             wd = self._ino.watch_fd(dir_fd)
         except OSError as exc:
