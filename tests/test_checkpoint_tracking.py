@@ -420,3 +420,64 @@ def test_a_scan_that_overlapped_a_gc_is_done_again(tmp_path: Path) -> None:
 
     assert cp._trusted(work) == 2
     assert cp._trusted(work) == 3  # no gc this time: once
+
+
+async def test_a_rewind_never_writes_through_a_hard_link_to_a_file_outside(
+    tmp_path: Path,
+) -> None:
+    """Files are rewritten in place only when they have no other name: a file swapped
+    for a hard link to one outside the workspace is replaced, the outside one untouched."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours")
+    (ws / "x").write_text("one")
+    cp = checkpointer(tmp_path)
+    a = await snap(cp, ws)
+    (ws / "x").unlink()
+    os.link(outside, ws / "x")
+    (ws / "y").write_text("rewritten in place")
+    b = await snap(cp, ws, a.manifest)
+    assert b.scan == TRACKED
+    y_inode = (ws / "y").stat().st_ino
+    await cp.restore(ws, a.manifest)
+    assert outside.read_text() == "not yours"
+    assert (ws / "x").read_text() == "one" and (ws / "x").stat().st_nlink == 1
+    assert not (ws / "y").exists()
+    (ws / "y").write_text("again")
+    y_inode = (ws / "y").stat().st_ino
+    c = await snap(cp, ws, a.manifest)
+    (ws / "y").write_text("changed")
+    await snap(cp, ws, c.manifest)
+    await cp.restore(ws, c.manifest)
+    assert (ws / "y").read_text() == "again" and (ws / "y").stat().st_ino == y_inode
+    cp.close()
+
+
+def test_a_stale_view_of_the_tree_never_opens_what_is_really_there(tmp_path: Path) -> None:
+    """``restore`` told the tree holds regular files where there are now a FIFO and a
+    link out of the workspace (a tracker's view a moment old): neither is opened or
+    followed; both are replaced."""
+    from tui.core.checkpoints.restore import restore
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cp = checkpointer(tmp_path)
+    (ws / "fifo").write_text("old")
+    (ws / "link").write_text("old")
+    stale, _ = scan(ws, StatCache(), cp.blobs)
+    (ws / "fifo").unlink()
+    os.mkfifo(ws / "fifo")
+    (ws / "link").unlink()
+    outside = tmp_path / "target.txt"
+    outside.write_text("outside")
+    os.symlink(outside, ws / "link")
+    (ws / "fifo2").write_text("new")
+    target, _ = scan(ws, StatCache(), cp.blobs)
+    target = {
+        "fifo": target["fifo2"],
+        "link": target["fifo2"],
+    }
+    restore(ws, target, cp.blobs, StatCache(), stale, set())
+    assert (ws / "fifo").read_text() == "new" and (ws / "link").read_text() == "new"
+    assert not (ws / "link").is_symlink() and outside.read_text() == "outside"

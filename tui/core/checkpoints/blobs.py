@@ -131,15 +131,21 @@ class BlobStore:
         except FileNotFoundError:
             raise StoreError(f"blob {digest[:12]} is missing from {self.root}") from None
 
-    def copy_to(self, digest: str, target_fd: int) -> None:
-        """Write a blob's content into an open file descriptor."""
+    def copy_to(self, digest: str, target_fd: int, *, overwrite: bool = False) -> None:
+        """Write a blob's content into an open file descriptor from its position on;
+        with ``overwrite``, whatever was beyond the content is cut off afterwards (over
+        a file of the same size no block is freed: a truncate to zero first would free
+        them all and allocate them again)."""
         try:
-            with open(self.path(digest), "rb") as src:
-                dst = os.fdopen(target_fd, "wb", closefd=False)
-                with dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
+            src = open(self.path(digest), "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
             raise StoreError(f"blob {digest[:12]} is missing from {self.root}") from None
+        with src:
+            dst = os.fdopen(target_fd, "wb", closefd=False)
+            with dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+        if overwrite:
+            os.ftruncate(target_fd, os.lseek(target_fd, 0, os.SEEK_CUR))
 
     def size(self, digest: str) -> int:
         return self.path(digest).stat().st_size
