@@ -176,6 +176,30 @@ async def test_a_kernel_overflow_makes_the_next_checkpoint_a_full_scan(tmp_path:
     cp.close()
 
 
+async def test_a_real_kernel_queue_overflow_is_seen_and_walked_past(tmp_path: Path) -> None:
+    """The reader is held (its lock taken) while more events are raised than the
+    kernel queues (fs.inotify.max_queued_events): the kernel drops events and says so,
+    and the next checkpoint walks the tree instead of trusting what it heard."""
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    if limit > 100_000:
+        pytest.skip(f"max_queued_events is {limit}: too many files to write to overflow it")
+    ws = tmp_path / "ws"
+    (ws / "flood").mkdir(parents=True)
+    cp = checkpointer(tmp_path)
+    a = await snap(cp, ws)
+    assert cp._feed is not None
+    with cp._feed.lock:  # the reader stops at its next batch; the kernel's queue fills
+        for i in range(limit // 2 + 2_000):  # create, modify, close: 3 events each
+            (ws / "flood" / f"f{i}").write_bytes(b"x")
+    b = await snap(cp, ws, a.manifest)
+    assert (b.scan, b.scan_note) == (FULL, OVERFLOW)
+    assert b.files == limit // 2 + 2_000
+    (ws / "flood" / "f0").write_bytes(b"after")
+    c = await snap(cp, ws, b.manifest)
+    assert (c.scan, c.changed) == (TRACKED, 1)
+    cp.close()
+
+
 async def test_the_watch_limit_makes_the_next_checkpoint_a_full_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
