@@ -5,12 +5,14 @@ come back) and the periodic verification; restores that touch only what differs.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
 import mmap
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -505,3 +507,86 @@ def test_a_stale_view_of_the_tree_never_opens_what_is_really_there(tmp_path: Pat
     restore(ws, target, cp.blobs, StatCache(), stale, set())
     assert (ws / "fifo").read_text() == "new" and (ws / "link").read_text() == "new"
     assert not (ws / "link").is_symlink() and outside.read_text() == "outside"
+
+
+async def test_checkpoints_taken_while_a_background_job_writes_catch_up_with_it(
+    tmp_path: Path,
+) -> None:
+    """A job the agent left running keeps making, filling and moving directories while
+    checkpoints are taken: each checkpoint is a valid manifest, and once the job ends the
+    next one equals a full scan (what changed during a checkpoint is in the next)."""
+    from tui.core.checkpoints.manifests import validate
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cp = checkpointer(tmp_path, verify_every=0)
+    box = LocalSandbox(ws)
+    try:
+        base = (await snap(cp, ws)).manifest
+        job = (
+            "(for i in $(seq 1 300); do mkdir -p bg/d$i/e && echo $i > bg/d$i/e/f"
+            " && mv bg/d$i bg/m$i && rm -rf bg/m$((i - 3)); done; touch job-done) &"
+        )
+        assert (await box.bash(job, 30)).exit_code == 0
+        taken = 0
+        deadline = time.monotonic() + 60
+        while not (ws / "job-done").exists() or taken < 3:
+            assert time.monotonic() < deadline, "the background job did not end"
+            record = await cp.snapshot("sesn_t", ws, base, kind=TOOL, turn=0)
+            validate(cp.load(record.manifest), record.manifest)
+            assert record.scan == TRACKED
+            base, taken = record.manifest, taken + 1
+        await snap(cp, ws, base)  # the job is over: equal to a full scan
+    finally:
+        await box.close()
+        cp.close()
+
+
+WRITER = """
+import os, sys
+root, count = sys.argv[1], int(sys.argv[2])
+dirs = sorted(d for d in os.listdir(root) if d.startswith("d"))
+for i in range(count):
+    os.close(os.open(os.path.join(root, dirs[i % len(dirs)], f"w{i}"), os.O_CREAT | os.O_WRONLY))
+    if i == 2000:
+        os.close(os.open(os.path.join(root, "writing"), os.O_CREAT | os.O_WRONLY))
+"""
+
+
+async def test_files_made_while_the_tracker_arms_are_never_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process keeps creating files across many directories while a full scan
+    arms the tracker: each directory is watched before it is listed, so a file is in
+    the listing or raises an event, never neither; after the writer ends, a tracked
+    checkpoint equals a full scan. Putting a watch is made a millisecond slower (before
+    it is put): harmless in that order, a window the writer falls into if the listing
+    ever came first."""
+    import subprocess
+    import sys
+
+    from tui.core.checkpoints.tracker import WorkspaceTracker
+
+    real = WorkspaceTracker.watch_dir
+
+    def slow_watch(self: WorkspaceTracker, dir_fd: int, rel: str) -> None:
+        time.sleep(0.001)  # widens a race window; waits for nothing
+        real(self, dir_fd, rel)
+
+    monkeypatch.setattr(WorkspaceTracker, "watch_dir", slow_watch)
+    ws = tmp_path / "ws"
+    for i in range(200):
+        (ws / f"d{i:03d}").mkdir(parents=True)
+    cp = checkpointer(tmp_path, verify_every=0)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(ws), "20000"])
+    try:
+        deadline = time.monotonic() + 30
+        while not (ws / "writing").exists():  # the writer is under way
+            assert writer.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.005)
+        first = await cp.snapshot("sesn_t", ws, None, kind=TOOL, turn=0)
+        assert first.scan == FULL
+    finally:
+        assert writer.wait(timeout=120) == 0
+    await snap(cp, ws, first.manifest)
+    cp.close()
