@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from tui.core.checkpoints.blobs import BlobStore
 from tui.core.checkpoints.manifests import ManifestStore, link_escapes
-from tui.core.checkpoints.records import KINDS, CheckpointRecord
+from tui.core.checkpoints.records import FULL, KINDS, SCANS, CheckpointRecord
 from tui.core.clock import utc_now
 from tui.core.errors import CorralError
 from tui.core.session import events as ev
@@ -279,7 +279,7 @@ def _checkpoint(line: str, sid: str, last_seq: int, where: str) -> CheckpointRec
         counts = ("files", "bytes", "changed", "stored_bytes", "turn", "tokens", "seq")
         if not all(_count(data.get(k)) for k in counts) or not _count(data.get("skipped", 0)):
             raise ValueError("counts must be whole numbers ≥ 0")
-        for key in ("id", "kind", "manifest", "label"):
+        for key in ("id", "kind", "manifest", "label", "scan_note"):
             if not isinstance(data.get(key, ""), str) or len(data.get(key, "")) > MAX_NOTE:
                 raise ValueError(f"{key} must be a short string")
         notes = data.get("notes", [])
@@ -287,6 +287,8 @@ def _checkpoint(line: str, sid: str, last_seq: int, where: str) -> CheckpointRec
             isinstance(n, str) and len(n) <= MAX_NOTE for n in notes[:1000]
         ):
             raise ValueError("notes must be a list of short strings")
+        if data.get("scan", FULL) not in SCANS:
+            raise ValueError(f"scan must be one of {', '.join(SCANS)}")
         if not isinstance(data.get("model_cost"), str):
             raise ValueError("model_cost must be a decimal string")
         cost = Decimal(data["model_cost"])

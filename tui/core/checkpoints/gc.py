@@ -71,8 +71,13 @@ def _plan(checkpointer: Checkpointer, manifests: set[str], before: float) -> GcP
 
 async def apply_gc(checkpointer: Checkpointer, plan: GcPlan) -> None:
     def remove() -> None:
+        blobs = checkpointer.blobs
+        # Scans that trust the blobs they know of see the stamp change and look again.
+        blobs.stamp_gc(busy=True)
+        blobs.forget([digest for digest, _ in plan.unreferenced])
         for digest, _ in plan.unreferenced:
-            checkpointer.blobs.remove(digest)
-        checkpointer.blobs.clear_tmp()
+            blobs.remove(digest)
+        blobs.clear_tmp()
+        blobs.stamp_gc(busy=False)
 
     await asyncio.to_thread(remove)

@@ -71,6 +71,26 @@ class ManifestStore:
         self._remember(digest, dict(manifest), depth)
         return Stored(digest, depth, written)
 
+    def save_changes(self, manifest: Manifest, base: str, changed: list[str]) -> Stored:
+        """``save(manifest, base)`` when the caller knows every path whose entry differs
+        from ``base``'s (a tracked checkpoint): the same document, without comparing
+        every entry. ``manifest`` is kept as it is (the caller never changes it)."""
+        _, base_depth = self._load(base)
+        if base_depth + 1 >= FULL_EVERY or len(changed) >= max(16, len(manifest) // 4):
+            return self.save(manifest, None)
+        depth = base_depth + 1
+        doc = {
+            "v": FORMAT,
+            "base": base,
+            "depth": depth,
+            "set": {p: list(manifest[p]) for p in changed if p in manifest},
+            "del": sorted(p for p in changed if p not in manifest),
+        }
+        data = zlib.compress(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode(), 6)
+        digest, written = self.blobs.put_bytes(data)
+        self._remember(digest, manifest, depth)
+        return Stored(digest, depth, written)
+
     def load(self, digest: str) -> Manifest:
         return dict(self._load(digest)[0])
 

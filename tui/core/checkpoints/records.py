@@ -18,6 +18,11 @@ MANUAL = "manual"  # asked for by the user
 REWIND = "rewind"  # where a rewind or fork started a new branch
 KINDS = (START, TOOL, TURN, MANUAL, REWIND)
 
+# How its manifest was made.
+FULL = "full"  # a walk of the whole tree (the first in a process, or a fallback)
+TRACKED = "tracked"  # the previous manifest plus the paths the change tracker named
+SCANS = (FULL, TRACKED)
+
 
 @dataclass(frozen=True)
 class CheckpointRecord:
@@ -37,6 +42,8 @@ class CheckpointRecord:
     tokens: int = 0
     skipped: int = 0  # paths there that this checkpoint could not capture
     notes: tuple[str, ...] = ()  # "path: why" for (the first of) them
+    scan: str = FULL  # FULL or TRACKED (checkpoints from before tracking: FULL)
+    scan_note: str = ""  # why a full scan, when it was one
 
     def with_position(self, seq: int, model_cost: Decimal, tokens: int) -> CheckpointRecord:
         return replace(self, seq=seq, model_cost=model_cost, tokens=tokens)
@@ -59,6 +66,8 @@ class CheckpointRecord:
             "tokens": self.tokens,
             "skipped": self.skipped,
             "notes": list(self.notes),
+            "scan": self.scan,
+            "scan_note": self.scan_note,
         }
 
     @classmethod
@@ -82,4 +91,6 @@ class CheckpointRecord:
             tokens=data["tokens"],
             skipped=data.get("skipped", 0),
             notes=tuple(data.get("notes", ())),
+            scan=data.get("scan", FULL),
+            scan_note=data.get("scan_note", ""),
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,11 @@ class ScanStats:
     # directory without owner rwx): equal in a manifest, still to be put right by a
     # restore.
     odd_modes: set[str] = field(default_factory=set)
+    # Regular files with more than one link: a write through another name (or from
+    # outside the workspace) raises no event for this path, so a tracked checkpoint
+    # looks at these every time.
+    multi_link: set[str] = field(default_factory=set)
+    link_inodes: set[int] = field(default_factory=set)  # their inodes
 
     def skip(self, path: str, why: str) -> None:
         self.skipped += 1
@@ -100,31 +105,61 @@ def dir_mode(mode: int) -> int:
     return (stat.S_IMODE(mode) & 0o777) | 0o700
 
 
+# Called with each directory's open fd and path before it is listed (a change tracker
+# puts its watch there first, so nothing created after the listing goes unseen).
+OnDir = Callable[[int, str], None]
+
+
 def scan(
     root: Path,
     cache: StatCache,
     blobs: BlobStore | None = None,
     limits: ScanLimits | None = None,
+    on_dir: OnDir | None = None,
 ) -> tuple[Manifest, ScanStats]:
     """The manifest of the tree under ``root``; with ``blobs``, new contents are stored."""
     limits = limits or ScanLimits()
     manifest: Manifest = {}
     stats = ScanStats()
+    root_fd = os.open(root, DIR_FLAGS)
+    walk(root_fd, "", 0, manifest, stats, cache, blobs, limits, on_dir)
+    return manifest, stats
+
+
+def walk(
+    top_fd: int,
+    top: str,
+    depth: int,
+    manifest: Manifest,
+    stats: ScanStats,
+    cache: StatCache,
+    blobs: BlobStore | None,
+    limits: ScanLimits,
+    on_dir: OnDir | None = None,
+) -> None:
+    """Record everything below the directory ``top`` (open as ``top_fd``, which this
+    closes; "" is the root) at ``depth`` levels down."""
     # Depth-first with one open fd per level (never one per sibling, which could run out
     # of descriptors in a wide tree): (fd, path prefix, depth, names still to visit).
     stack: list[tuple[int, str, int, Iterator[str]]] = []
-    root_fd = os.open(root, DIR_FLAGS)
     try:
-        stack.append((root_fd, "", 0, iter(_listing(root_fd, "", manifest, stats))))
+        if on_dir is not None:
+            on_dir(top_fd, top)
+        prefix = top + "/" if top else ""
+        stack.append((top_fd, prefix, depth, iter(_listing(top_fd, top, manifest, stats))))
+    except BaseException:
+        os.close(top_fd)
+        raise
+    try:
         while stack:
-            dir_fd, prefix, depth, names = stack[-1]
+            dir_fd, prefix, level, names = stack[-1]
             name = next(names, None)
             if name is None:
                 os.close(stack.pop()[0])
                 continue
             rel = prefix + name
             try:
-                child = _scan_entry(dir_fd, name, rel, depth, manifest, stats, cache, blobs, limits)
+                child = _scan_entry(dir_fd, name, rel, level, manifest, stats, cache, blobs, limits)
             except _Skip as why:
                 manifest[rel] = ("s", str(why))
                 stats.skip(rel, str(why))
@@ -132,13 +167,37 @@ def scan(
             except FileNotFoundError:
                 continue  # gone since the listing: it is not part of this tree any more
             if child is not None:
-                stack.append(
-                    (child, rel + "/", depth + 1, iter(_listing(child, rel, manifest, stats)))
-                )
+                # On the stack before anything can raise, so the finally closes it.
+                stack.append((child, rel + "/", level + 1, iter(())))
+                if on_dir is not None:
+                    on_dir(child, rel)
+                below = iter(_listing(child, rel, manifest, stats))
+                stack[-1] = (child, rel + "/", level + 1, below)
     finally:
         for fd, *_ in stack:
             os.close(fd)
-    return manifest, stats
+
+
+def capture(
+    dir_fd: int,
+    name: str,
+    rel: str,
+    depth: int,
+    manifest: Manifest,
+    stats: ScanStats,
+    cache: StatCache,
+    blobs: BlobStore | None,
+    limits: ScanLimits,
+) -> int | None:
+    """Record the one entry ``rel`` (``name`` in ``dir_fd``) as a scan would; for a
+    directory, its open fd (the caller walks it or closes it). FileNotFoundError when it
+    is not there."""
+    try:
+        return _scan_entry(dir_fd, name, rel, depth, manifest, stats, cache, blobs, limits)
+    except _Skip as why:
+        manifest[rel] = ("s", str(why))
+        stats.skip(rel, str(why))
+        return None
 
 
 def _listing(dir_fd: int, rel: str, manifest: Manifest, stats: ScanStats) -> list[str]:
@@ -204,6 +263,9 @@ def _scan_entry(
         manifest[rel] = ("f", file_mode(st.st_mode), digest, size)
         if stat.S_IMODE(st.st_mode) != file_mode(st.st_mode):
             stats.odd_modes.add(rel)
+        if st.st_nlink > 1:
+            stats.multi_link.add(rel)
+            stats.link_inodes.add(st.st_ino)
         return None
     kind = (
         "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device file"
@@ -223,7 +285,7 @@ def _capture_file(
 ) -> tuple[str, int]:
     """(digest, size) of a regular file, read once unless the cache vouches for it."""
     cached = cache.get(rel, st)
-    if cached is not None and (blobs is None or blobs.has(cached)):
+    if cached is not None and (blobs is None or blobs.has_known(cached)):
         return cached, st.st_size
     if st.st_size > limits.max_file_bytes:
         raise _Skip(f"{st.st_size} bytes is over the {limits.max_file_bytes}-byte file cap")
@@ -277,7 +339,9 @@ def diff(before: Manifest, after: Manifest) -> list[Change]:
     """What turns ``before`` into ``after``, by path; directories only when added/removed
     or their mode changed."""
     out = []
-    for path in sorted(before.keys() | after.keys()):
+    # Entries are tuples: the set difference of the items runs in C, so only the paths
+    # that differ are visited (a tree of 100k paths with one change: one).
+    for path in sorted({p for p, _ in before.items() ^ after.items()}):
         a, b = before.get(path), after.get(path)
         if a == b:
             continue

@@ -16,7 +16,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from tui.core.checkpoints.archive import IMPORTED, import_pending
-from tui.core.checkpoints.checkpointer import Checkpointer, latest_on_branch, scan_limits
+from tui.core.checkpoints.checkpointer import (
+    Checkpointer,
+    latest_on_branch,
+    scan_limits,
+    tracking_settings,
+)
 from tui.core.checkpoints.records import MANUAL, START, CheckpointRecord
 from tui.core.checkpoints.scan import Change
 from tui.core.clock import utc_now
@@ -74,8 +79,9 @@ class Supervisor:
         # Each recovered session's last seq before it resumed: its next stop comes after.
         self.recovered_after: dict[str, int] = {}
         self._answer_locks: dict[str, asyncio.Lock] = {}
+        settings = load_settings(data_dir)
         self.checkpointer = checkpointer or Checkpointer(
-            blobs_dir(data_dir), scan_limits(load_settings(data_dir))
+            blobs_dir(data_dir), scan_limits(settings), tracking_settings(settings)
         )
 
     @property
@@ -129,6 +135,7 @@ class Supervisor:
         self._sandboxes.clear()
         if self._closing:
             await asyncio.gather(*self._closing)
+        self.checkpointer.close()  # its change trackers: inotify watches and a thread
         await self.store.release_lease()
 
     async def _heartbeat(self) -> None:
@@ -279,9 +286,13 @@ class Supervisor:
         return session_id in self._tasks
 
     async def _close_sandbox(self, sid: str, sandbox: Sandbox) -> None:
-        """Close a session's shell; a terminated session's container goes too."""
+        """Close a session's shell; a terminated session's container goes too, and so
+        does its workspace's change tracker (an idle one keeps it: a rewind or the next
+        turn then needs no walk of the tree)."""
+        terminated = (await self.store.state(sid)).status == TERMINATED
+        if terminated:
+            self.checkpointer.release(sandbox.workspace)
         if sandbox.backend == "docker":
-            terminated = (await self.store.state(sid)).status == TERMINATED
             await sandbox.close(remove=terminated)  # type: ignore[call-arg]
         else:
             await sandbox.close()

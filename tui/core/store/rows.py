@@ -21,12 +21,12 @@ INSERT_EVENT = (
 
 CHECKPOINT_COLUMNS = (
     "id, session_id, seq, created_at, kind, label, manifest, files, bytes, changed,"
-    " stored_bytes, turn, model_cost, tokens, skipped, notes"
+    " stored_bytes, turn, model_cost, tokens, skipped, notes, scan, scan_note"
 )
 
 
 INSERT_CHECKPOINT = (
-    f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    f"INSERT INTO checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -67,12 +67,14 @@ def checkpoint_row(cp: CheckpointRecord) -> tuple[Any, ...]:
         cp.tokens,
         cp.skipped,
         json.dumps(list(cp.notes)),
+        cp.scan,
+        cp.scan_note,
     )
 
 
 def checkpoint_from_row(row: tuple[Any, ...]) -> CheckpointRecord:
     (cid, sid, seq, created, kind, label, manifest, files, size, changed, stored) = row[:11]
-    turn, cost, tokens, skipped, notes = row[11:]
+    turn, cost, tokens, skipped, notes, scan, scan_note = row[11:]
     return CheckpointRecord(
         id=cid,
         session_id=sid,
@@ -90,6 +92,8 @@ def checkpoint_from_row(row: tuple[Any, ...]) -> CheckpointRecord:
         tokens=tokens,
         skipped=skipped,
         notes=tuple(json.loads(notes)),
+        scan=scan,
+        scan_note=scan_note,
     )
 
 

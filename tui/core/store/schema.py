@@ -115,6 +115,12 @@ MIGRATIONS: tuple[str, ...] = (
         body        TEXT NOT NULL
     );
     """,
+    # 5: how each checkpoint's manifest was made (a full scan, or tracked changes) and
+    # why a full scan; older checkpoints were all full scans.
+    """
+    ALTER TABLE checkpoints ADD COLUMN scan TEXT NOT NULL DEFAULT 'full';
+    ALTER TABLE checkpoints ADD COLUMN scan_note TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
