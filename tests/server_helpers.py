@@ -24,7 +24,7 @@ import httpx2 as httpx
 from tui.client.engine import EngineClient
 from tui.server.daemon import Daemon, ServeOptions, hold_lock
 
-from .conftest import REPO
+from .conftest import REPO, remove_test_containers
 
 T = TypeVar("T")
 CORRAL = (sys.executable, "-m", "tui")
@@ -77,6 +77,7 @@ def stop_server(served: Served) -> None:
     if served.proc.poll() is None:
         served.proc.send_signal(signal.SIGTERM)
         served.proc.wait(30)
+    remove_test_containers(served.data_dir.parent)  # a module's server outlives tmp_path
 
 
 class ThreadServer:
@@ -121,6 +122,7 @@ def server_in_thread(data_dir: Path, options: ServeOptions | None = None) -> Ite
         yield daemon
     finally:
         server.stop()
+        remove_test_containers(data_dir.parent)
 
 
 # Servers a test started without a with-block (``demo_app``): stopped when it ends.
