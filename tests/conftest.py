@@ -55,7 +55,9 @@ def remove_test_containers(tmp_path: Path) -> None:
     with suppress(Exception):
         client = docker_client()
         try:
-            for container in client.containers.list(all=True, filters={"label": LABEL_DATA}):
+            for container in client.containers.list(
+                all=True, filters={"label": LABEL_DATA}, ignore_removed=True
+            ):
                 if container.labels.get(LABEL_DATA, "").startswith(f"{tmp_path}/"):
                     container.remove(force=True)
         finally:

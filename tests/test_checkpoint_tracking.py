@@ -187,7 +187,9 @@ async def test_a_real_kernel_queue_overflow_is_seen_and_walked_past(tmp_path: Pa
         pytest.skip(f"max_queued_events is {limit}: too many files to write to overflow it")
     ws = tmp_path / "ws"
     (ws / "flood").mkdir(parents=True)
-    cp = checkpointer(tmp_path)
+    # Draining the flood can take the reader longer than the default barrier wait on a
+    # loaded machine; then the barrier's timeout, not the overflow, would name the walk.
+    cp = checkpointer(tmp_path, barrier_timeout_s=120.0)
     a = await snap(cp, ws)
     assert cp._feed is not None
     with cp._feed.lock:  # the reader stops at its next batch; the kernel's queue fills

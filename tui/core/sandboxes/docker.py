@@ -142,7 +142,7 @@ class DockerSandbox(LocalSandbox):
         client = docker_client()
         try:
             filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
-            for old in client.containers.list(all=True, filters=filters):
+            for old in client.containers.list(all=True, filters=filters, ignore_removed=True):
                 # A limited container's proxy died with the process that ran it: replace it.
                 if old.status == RUNNING and not self.limited:
                     return str(old.id)
@@ -363,7 +363,9 @@ def orphan_containers(data_dir: Path, live_sessions: set[str]) -> list[tuple[str
     try:
         filters = {"label": [f"{LABEL_DATA_DIR}={data_dir}"]}
         out = []
-        for container in client.containers.list(all=True, filters=filters):
+        # ignore_removed: one removed between the listing and its inspection (a
+        # session's own close racing gc) is simply gone, not an error.
+        for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
             sid = container.labels.get(LABEL_SESSION, "")
             if sid not in live_sessions:
                 out.append((str(container.id), sid))
