@@ -14,6 +14,7 @@ Screens handle ``Changed`` themselves; the app hears only what it tells the user
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -119,7 +120,9 @@ class CoreBridge:
         if self.notes:
             save_seen(*self.notes, {sid: seen_of(v.state) for sid, v in self._views.items()})
 
-    async def _add(self, session_id: str) -> SessionView:
+    async def _add(self, session_id: str, *, notice: bool = False) -> SessionView:
+        """A view of the session, with its log's tail; ``notice``: what the loaded events
+        call for (an approval's toast) is posted too, as for events that arrive live."""
         record = await self.client.session(session_id)
         # The bridge folds events into a state of its own: the client's may be a live
         # object of the engine (which the UI must not hold) or a projection that never moves.
@@ -129,7 +132,8 @@ class CoreBridge:
         self._seen[session_id] = 0
         self._views[session_id] = view
         for event in await self.client.events(session_id, after_seq=start):
-            self._apply(view, event)
+            if self._apply(view, event) and notice:
+                self._notice(view, event)
         self._dirty.add(session_id)
         return view
 
@@ -148,12 +152,11 @@ class CoreBridge:
                 asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
 
     async def _new(self, item: Item) -> None:
-        try:
-            view = await self._add(item.session_id)  # its tail includes this event
-        except CorralError:
-            return
-        if isinstance(item, ev.Event):
-            self._notice(view, item)
+        # Its tail includes this event, and whatever the session did between this event
+        # and the load: all of it is news (an approval asked for in that gap used to go
+        # without its toast).
+        with contextlib.suppress(CorralError):
+            await self._add(item.session_id, notice=True)
 
     def _take(self, item: Item) -> None:
         view = self._views[item.session_id]
