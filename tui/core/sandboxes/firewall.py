@@ -35,8 +35,9 @@ def chain_name(network: str) -> str:
     return CHAIN_PREFIX + hashlib.sha256(network.encode()).hexdigest()[:12]
 
 
-def _ipv6_on() -> bool:
-    return Path("/proc/net/if_inet6").exists()
+def _tables() -> list[str]:
+    """iptables, and ip6tables where the kernel has IPv6 (rules for both, or neither)."""
+    return ["iptables"] + (["ip6tables"] if Path("/proc/net/if_inet6").exists() else [])
 
 
 class Firewall:
@@ -51,8 +52,7 @@ class Firewall:
     def seal(self) -> None:
         """The chain with its closing reject rules, and the jump to it (idempotent)."""
         require_firewall()
-        tables = ["iptables"] + (["ip6tables"] if _ipv6_on() else [])
-        for table in tables:
+        for table in _tables():
             if not _ok(table, "-L", self.chain, "-n"):
                 _run(table, "-N", self.chain)
             elif self.chain not in _fresh:
@@ -81,7 +81,7 @@ class Firewall:
 
     def remove(self) -> None:
         """The jump and the chain (the network is gone or going)."""
-        for table in ["iptables"] + (["ip6tables"] if _ipv6_on() else []):
+        for table in _tables():
             while _ok(table, "-D", "INPUT", "-i", self.bridge, "-j", self.chain):
                 pass
             _ok(table, "-F", self.chain)

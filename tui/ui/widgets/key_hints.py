@@ -94,7 +94,7 @@ class KeyHints(Widget):
         self.post_message(self.FilterChanged(text))
 
     def _filter_line(self) -> Text:
-        key_style = f"bold {self.app.current_theme.accent or ''}".strip()
+        key_style = self._key_style()
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" / ", style=key_style)
         if self.filter_text:
@@ -132,13 +132,16 @@ class KeyHints(Widget):
             self.refresh()
 
     def _render_keys(self, keys: tuple[tuple[str, str, bool], ...]) -> Text:
-        key_style = f"bold {self.app.current_theme.accent or ''}".strip()
+        key_style = self._key_style()
         text = Text(no_wrap=True, overflow="ellipsis")
         for display, description, enabled in keys:
             style = "" if enabled else "dim"
             text.append(f" {display} ", style=f"{key_style} {style}".strip())
             text.append(f"{description} ", style=style)
         return text
+
+    def _key_style(self) -> str:
+        return f"bold {self.app.current_theme.accent or ''}".strip()
 
     def render(self) -> Text:
         return self._filter_line() if self.filtering else self._text
