@@ -95,6 +95,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import tui.ui  # noqa: F401  (first: it sets the app's frame-rate cap before Textual loads)
 from tui.client.discovery import ping, read_info
 from tui.core.engine import supervisor as supervisor_module
 from tui.core.providers import resolve_provider
@@ -884,11 +885,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def textual_fps() -> int:
+    """The frame rate cap the app runs with (corral's package sets it; see tui/ui)."""
+    from textual import constants
+
+    return constants.MAX_FPS
+
+
 def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "textual": version("textual"),
+        "textual_fps": textual_fps(),
         "rich": version("rich"),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),

@@ -8,16 +8,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 
+from tui.client.remote import RemoteFeed
 from tui.core.session import events as ev
-from tui.core.store.bus import EventBus, Overflowed
+from tui.core.store.bus import Delta, EventBus, Overflowed
 from tui.server.daemon import Daemon, ServeOptions, _tcp_listener
+from tui.server.rpc import _frames
 
 from .conftest import write_script
 from .server_helpers import server_in_thread, socket_client
@@ -183,6 +185,29 @@ async def test_a_burst_is_taken_whole_and_a_close_still_ends_the_reader() -> Non
     assert sub.take_ready() == []  # the close is not an item, and stays queued
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(sub.get(), 1)
+
+
+async def test_corral_feed_sends_a_burst_as_one_write_that_reads_back_item_by_item() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(None, deltas=True, limit=10)
+    events = [ev.Event("sesn_a", ev.USER_MESSAGE, {"n": n}).with_seq(n + 1) for n in range(3)]
+    delta = Delta("sesn_a", "text", "hi", "evt_4")
+    bus.publish([*events, delta])
+    frames = _frames(sub)
+    chunk = await anext(frames)
+    await frames.aclose()
+    # The client's reader (the app's feed), fed that one chunk, gives back all four.
+    feed = RemoteFeed.__new__(RemoteFeed)
+    feed._queue, feed._last = asyncio.Queue(), {}
+
+    class OneChunk:
+        async def aiter_lines(self) -> AsyncIterator[str]:
+            for line in chunk.decode().splitlines():
+                yield line
+
+    await feed._read(OneChunk())  # type: ignore[arg-type]
+    got = [feed._queue.get_nowait() for _ in range(feed._queue.qsize())]
+    assert got == [*events, delta]
 
 
 async def test_tcp_connections_send_without_waiting_for_acks() -> None:

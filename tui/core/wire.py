@@ -83,6 +83,10 @@ def decode(hint: Any, data: Any, where: str = "value") -> Any:
     if origin is dict:
         key, val = get_args(hint) or (str, Any)
         mapping = _is(data, dict, where)
+        if key is str and val is Any:  # an event's payload: the common case, made cheap
+            for k in mapping:
+                _is(k, str, where)
+            return dict(mapping)
         return {decode(key, k, where): decode(val, v, f"{where}.{k}") for k, v in mapping.items()}
     if hint is tuple:
         return tuple(_is(data, list, where))

@@ -88,6 +88,7 @@ class CoreBridge:
         self._snapshots: dict[str, SessionSnapshot] = {}
         self._dirty: set[str] = set()
         self._flush_scheduled = False
+        self._last_flush = 0.0  # loop time of the last flush
         self._feed: Feed | None = None
 
     @property
@@ -149,7 +150,12 @@ class CoreBridge:
             self._dirty.add(item.session_id)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
+                # Due FLUSH_S after the last flush, not after this item: under a steady
+                # stream the repaints keep a steady beat instead of FLUSH_S plus the
+                # time the last one took.
+                loop = asyncio.get_running_loop()
+                delay = self._last_flush + FLUSH_S - loop.time()
+                loop.call_later(max(0.0, delay), self._flush)
 
     async def _new(self, item: Item) -> None:
         # Its tail includes this event, and whatever the session did between this event
@@ -195,6 +201,7 @@ class CoreBridge:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._last_flush = asyncio.get_running_loop().time()
         at = self.clock()
         for sid in self._dirty:
             self._snapshots[sid] = SessionSnapshot.of(self._views[sid], at)
