@@ -294,6 +294,7 @@ class RemoteFeed:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._closing = False
+        self._held: list[dict[str, Any]] | None = None  # frames read during a catch-up
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="corral-feed")
@@ -318,12 +319,13 @@ class RemoteFeed:
                     if response.status_code >= 400:
                         await response.aread()
                         raise _refusal(response)
-                    if not first:
-                        await self._catch_up()
-                    first = False
                     attempt = 0
                     self._connected.set()
-                    await self._read(response)
+                    if first:
+                        first = False
+                        await self._read(response)
+                    else:
+                        await self._resume(response)
             except httpx.HTTPError:
                 if first and self.client.reconnect is None:
                     raise ServerError(f"{self.client.where} does not answer") from None
@@ -335,13 +337,34 @@ class RemoteFeed:
             attempt += 1
         self._queue.put_nowait(None)
 
+    async def _resume(self, response: httpx.Response) -> None:
+        """Read back what was missed while the new stream is read too, its frames held
+        until the catch-up is in. A catch-up that kept the stream unread for longer than
+        the server buffers got the client dropped again, every time: at 64 streaming
+        sessions on a busy server it never caught up (bench/ui.py)."""
+        self._held = []
+        reader = asyncio.create_task(self._read(response))
+        try:
+            await self._catch_up()
+            held, self._held = self._held, None
+            for frame in held:
+                self._take(frame)  # after the catch-up: what it already gave is skipped
+            await reader
+        finally:
+            self._held = None
+            reader.cancel()
+
     async def _read(self, response: httpx.Response) -> None:
         data: list[str] = []
         async for line in response.aiter_lines():
             if line.startswith("data:"):
                 data.append(line[5:].removeprefix(" "))
             elif line == "" and data:
-                self._take(json.loads("\n".join(data)))
+                frame = json.loads("\n".join(data))
+                if self._held is not None:
+                    self._held.append(frame)
+                else:
+                    self._take(frame)
                 data = []
 
     def _take(self, frame: dict[str, Any]) -> None:
