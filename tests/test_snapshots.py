@@ -102,6 +102,7 @@ def test_dashboard_compact_64(snap_compare, data_dir: Path, tmp_path: Path) -> N
             return (
                 board.compact is not None
                 and board.compact.table.row_count == 64
+                and board.compact.table.settled
                 and len(sessions) == 64
                 and all(is_settled(s.state) for s in sessions.values())
                 and app.bridge.settled  # type: ignore[attr-defined]

@@ -28,7 +28,10 @@ COLUMNS = (
     ("tokens", "tokens", 9),
     ("active", "active", 8),
 )
-CELLS_EVERY_S = 0.25  # how often moving figures are redrawn (status changes: at once)
+# How often moving figures are redrawn (status changes: at once). DataTable renders every
+# visible cell again after any update, so each redraw is the whole table: at 0.25 s that
+# was most of the app's work at 64 sessions (bench/ui.py). Once a second, like top.
+CELLS_EVERY_S = 1.0
 # The order statuses sort in: what needs you first.
 STATUS_RANK = {
     "approval": 0,
@@ -99,6 +102,11 @@ class SessionTable(DataTable[Any]):
             self._apply()
         elif self._later is None:
             self._later = self.set_timer(wait, self._apply)
+
+    @property
+    def settled(self) -> bool:
+        """Every row shows its session's latest snapshot (no redraw is waiting)."""
+        return self._later is None
 
     def _apply(self) -> None:
         if self._later is not None:
