@@ -6,6 +6,7 @@ clients that misbehave: one that never reads its stream must not slow a session.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +19,7 @@ import pytest
 from tui.client.remote import RemoteFeed
 from tui.core.session import events as ev
 from tui.core.store.bus import Delta, EventBus, Overflowed
+from tui.core.wire import encode
 from tui.server.daemon import Daemon, ServeOptions, _tcp_listener
 from tui.server.rpc import _frames
 
@@ -197,17 +199,28 @@ async def test_corral_feed_sends_a_burst_as_one_write_that_reads_back_item_by_it
     chunk = await anext(frames)
     await frames.aclose()
     # The client's reader (the app's feed), fed that one chunk, gives back all four.
-    feed = RemoteFeed.__new__(RemoteFeed)
-    feed._queue, feed._last = asyncio.Queue(), {}
+    assert await read_feed(chunk.decode()) == [*events, delta]
 
-    class OneChunk:
+
+async def test_corral_feed_skips_frames_that_are_not_json_objects_and_reads_on() -> None:
+    good = ev.Event("sesn_a", ev.USER_MESSAGE, {"n": 1}).with_seq(1)
+    body = '{"kind":"event","item":' + json.dumps(encode(good)) + "}"
+    frames = ["not json", "[" * 100_000 + "]" * 100_000, "[1, 2]", '"text"', body]
+    stream = "".join(f"event: event\ndata: {frame}\n\n" for frame in frames)
+    assert await read_feed(stream) == [good]
+
+
+async def read_feed(stream: str) -> list[Any]:
+    """What corral's feed reader (the app's) hands out for this stream text."""
+    feed = RemoteFeed(None, None, deltas=True)  # type: ignore[arg-type]  # reads only
+
+    class Response:
         async def aiter_lines(self) -> AsyncIterator[str]:
-            for line in chunk.decode().splitlines():
+            for line in stream.splitlines():
                 yield line
 
-    await feed._read(OneChunk())  # type: ignore[arg-type]
-    got = [feed._queue.get_nowait() for _ in range(feed._queue.qsize())]
-    assert got == [*events, delta]
+    await feed._read(Response())  # type: ignore[arg-type]
+    return [feed._queue.get_nowait() for _ in range(feed._queue.qsize())]
 
 
 async def test_tcp_connections_send_without_waiting_for_acks() -> None:

@@ -41,6 +41,7 @@ from tui.core.wire import WireError, decode, encode
 
 REQUEST_TIMEOUT_S = 300.0  # a rewind or an import of a big workspace takes a while
 RECONNECT_S = (0.05, 0.2, 0.5, 1.0, 2.0)  # back-off between attempts, then 2 s each
+HELD_MAX = 100_000  # stream frames held during a catch-up, at most (then read back later)
 MAX_UPLOAD = 8 << 30
 JSON = {"content-type": "application/json"}
 
@@ -309,50 +310,64 @@ class RemoteFeed:
         params = {"deltas": "true" if self.deltas else "false"}
         if self.session_id:
             params["session_id"] = self.session_id
-        attempt = 0
+        attempt = failed_catch_ups = 0
         first = True
-        while not self._closing:
-            try:
-                async with self.client.http.stream(
-                    "GET", "/v1/corral/stream", params=params, timeout=None
-                ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        raise _refusal(response)
-                    attempt = 0
-                    self._connected.set()
-                    if first:
-                        first = False
-                        await self._read(response)
-                    else:
-                        await self._resume(response)
-            except httpx.HTTPError:
-                if first and self.client.reconnect is None:
-                    raise ServerError(f"{self.client.where} does not answer") from None
-                if first and attempt == 0 and self.client.reconnect is not None:
-                    await self.client.reconnect()
-            if self._closing:
-                break
-            await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
-            attempt += 1
-        self._queue.put_nowait(None)
+        try:
+            while not self._closing:
+                try:
+                    async with self.client.http.stream(
+                        "GET", "/v1/corral/stream", params=params, timeout=None
+                    ) as response:
+                        if response.status_code >= 400:
+                            await response.aread()
+                            raise _refusal(response)
+                        attempt = 0
+                        self._connected.set()
+                        if first:
+                            first = False
+                            await self._read(response)
+                        elif await self._resume(response):
+                            failed_catch_ups = 0
+                        else:  # back off as from a refusal, not reconnect at once
+                            failed_catch_ups += 1
+                            attempt = failed_catch_ups
+                except httpx.HTTPError:
+                    if first and self.client.reconnect is None:
+                        raise ServerError(f"{self.client.where} does not answer") from None
+                    if first and attempt == 0 and self.client.reconnect is not None:
+                        await self.client.reconnect()
+                if self._closing:
+                    break
+                await asyncio.sleep(RECONNECT_S[min(attempt, len(RECONNECT_S) - 1)])
+                attempt += 1
+        finally:
+            self._queue.put_nowait(None)  # whatever ended it, every reader's get ends
 
-    async def _resume(self, response: httpx.Response) -> None:
+    async def _resume(self, response: httpx.Response) -> bool:
         """Read back what was missed while the new stream is read too, its frames held
         until the catch-up is in. A catch-up that kept the stream unread for longer than
         the server buffers got the client dropped again, every time: at 64 streaming
-        sessions on a busy server it never caught up (bench/ui.py)."""
+        sessions on a busy server it never caught up (bench/ui.py). False if the
+        catch-up failed (the stream is then let go, and read back on the next one)."""
         self._held = []
         reader = asyncio.create_task(self._read(response))
         try:
-            await self._catch_up()
+            if not await self._catch_up():
+                return False  # held frames dropped: the next connection's catch-up has them
             held, self._held = self._held, None
             for frame in held:
-                self._take(frame)  # after the catch-up: what it already gave is skipped
+                # After the catch-up: the events it gave are skipped. Deltas are not
+                # replayed: one may preview a message the catch-up already delivered.
+                if frame.get("kind") == "event":
+                    self._take(frame)
             await reader
+            return True
         finally:
             self._held = None
             reader.cancel()
+            await asyncio.wait({reader})
+            if not reader.cancelled():
+                reader.exception()  # retrieved: it ended the stream, and we reconnect
 
     async def _read(self, response: httpx.Response) -> None:
         data: list[str] = []
@@ -360,12 +375,19 @@ class RemoteFeed:
             if line.startswith("data:"):
                 data.append(line[5:].removeprefix(" "))
             elif line == "" and data:
-                frame = json.loads("\n".join(data))
-                if self._held is not None:
+                try:
+                    frame = json.loads("\n".join(data))
+                except (ValueError, RecursionError):
+                    frame = None  # not a frame of ours; the log has the event
+                data = []
+                if not isinstance(frame, dict):
+                    continue
+                if self._held is None:
+                    self._take(frame)
+                elif len(self._held) < HELD_MAX:
                     self._held.append(frame)
                 else:
-                    self._take(frame)
-                data = []
+                    return  # too far behind: stop reading; the catch-up after this one
 
     def _take(self, frame: dict[str, Any]) -> None:
         try:
@@ -378,9 +400,9 @@ class RemoteFeed:
             self._last[item.session_id] = item.seq
         self._queue.put_nowait(item)
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self) -> bool:
         """What was logged while we were away: every session's events after the last
-        one handed out (all of a session we had not heard of)."""
+        one handed out (all of a session we had not heard of). False if it could not."""
         try:
             if self.session_id is not None:
                 ids = [self.session_id]
@@ -390,7 +412,8 @@ class RemoteFeed:
                 for event in await self.client.events(sid, after_seq=self._last.get(sid, 0)):
                     self._take({"kind": "event", "item": encode(event)})
         except CorralError:
-            return  # the stream is up: the next reconnect tries again
+            return False
+        return True
 
     async def get(self) -> Item:
         item = await self._queue.get()
