@@ -251,6 +251,9 @@ class ChangeFeed:
         if mask & IN_Q_OVERFLOW:
             for tracker in self._trackers:
                 tracker._lose(OVERFLOW)
+            # A barrier's own event may be among those lost, and then would never come:
+            # every barrier issued so far is answered (its checkpoint walks: all are lost).
+            self._seen = max(self._seen, self._issued)
             return
         if wd == self._sentinel_wd:
             if mask & IN_CREATE and raw[:1] == b"b" and raw[1:].isdigit():
