@@ -394,6 +394,9 @@ class RemoteFeed:
             item = decode(Event if frame["kind"] == "event" else Delta, frame["item"], "feed")
         except (WireError, KeyError, TypeError):
             return  # not ours to guess at; the log has the event
+        self._hand_out(item)
+
+    def _hand_out(self, item: Item) -> None:
         if isinstance(item, Event):
             if item.seq <= self._last.get(item.session_id, 0):
                 return
@@ -410,7 +413,7 @@ class RemoteFeed:
                 ids = [r.id for r in await self.client.sessions()]
             for sid in ids:
                 for event in await self.client.events(sid, after_seq=self._last.get(sid, 0)):
-                    self._take({"kind": "event", "item": encode(event)})
+                    self._hand_out(event)  # the client decoded it already
         except CorralError:
             return False
         return True
