@@ -124,6 +124,42 @@ async def test_always_ask_parks_until_allowed(supervisor: Supervisor, tmp_path: 
     assert use.payload["evaluation"] == {"type": "always_ask"}
 
 
+async def test_an_answer_that_lands_while_the_runner_parks_still_wakes_it(
+    supervisor: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer is stored between the runner's own "waiting for approval" append and
+    its next read of the log (one app in CI answered that fast): the read takes the
+    answer in, and the runner must not then sleep as if nothing had come."""
+    spec = make_spec(
+        tmp_path,
+        [
+            {"text": "need to run", "tool_uses": [("bash", {"command": "echo ran > proof.txt"})]},
+            {"text": "done"},
+        ],
+        tools={"bash": {"permission_policy": "always_ask"}},
+    )
+    store, append = supervisor.store, supervisor.store.append
+    answered: list[ev.Event] = []
+
+    async def answer_at_once(*events: ev.Event, **kwargs: object) -> list[ev.Event]:
+        stored = await append(*events, **kwargs)  # type: ignore[arg-type]
+        parked = [
+            e for e in stored if e.payload.get("stop_reason", {}).get("type") == "requires_action"
+        ]
+        if parked and not answered:
+            (tool_use_id,) = parked[0].payload["stop_reason"]["event_ids"]
+            answered.append(await supervisor.confirm(parked[0].session_id, tool_use_id, True))
+        return stored
+
+    monkeypatch.setattr(store, "append", answer_at_once)
+    sid = await supervisor.create_session(spec)
+    state = await asyncio.wait_for(supervisor.wait_for(sid, is_finished), 15)
+    assert answered, "the session never asked"
+    assert state.stop_type == ev.END_TURN
+    workspace = Path((await store.get_session(sid)).workspace)
+    assert (workspace / "proof.txt").read_text() == "ran\n"
+
+
 async def test_denied_tool_use_does_not_run(supervisor: Supervisor, tmp_path: Path) -> None:
     spec = make_spec(
         tmp_path,

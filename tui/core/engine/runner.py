@@ -119,6 +119,12 @@ class SessionRunner:
 
     async def run(self) -> None:
         while True:
+            # Cleared before the log is read, never after: whatever wakes the runner from
+            # here on (an answer, a message) is in a later read or still set when it
+            # waits. Cleared in ``_wait`` instead, an answer stored between the runner's
+            # own append and that append's read of the log was read and its wake-up
+            # lost: the session waited for an approval it already had.
+            self._wake.clear()
             await self.log.catch_up()
             if (await self.store.state(self.session_id)).status == TERMINATED:
                 return
@@ -481,9 +487,9 @@ class SessionRunner:
             await self._append(ev.status_idle(self.session_id, reason, **details))
 
     async def _wait(self) -> None:
-        self._wake.clear()
         # Events may have arrived while we were stopping (an interrupt to answer, say):
-        # only sleep if there is nothing to do.
+        # only sleep if there is nothing to do. A wake-up since the loop began is still
+        # set, and then this returns at once: the loop looks again.
         changed = await self.log.catch_up()
         if changed or self.log.interrupt_pending or self.hold is Hold.TERMINATING:
             return
