@@ -118,6 +118,7 @@ class CorralApp(App[None]):
             await self._create(spec)
         if self.freeze_gc:
             gc_pauses.enable()
+            self.set_interval(gc_pauses.FULL_EVERY_S, gc_pauses.collect)
         self.ready.set()
 
     # -- what the bridge tells the user -----------------------------------------------
