@@ -7,11 +7,13 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tui.cli.sessions import demo_spec_list
 from tui.ui import gc_pauses
 
 from .app_helpers import demo_app, until
@@ -79,3 +81,26 @@ async def test_the_app_runs_a_full_collection_every_second(
             await until(pilot, lambda: len(full) >= 2, "two full collections", tries=60)
         finally:
             gc.callbacks.remove(seen)
+
+
+class Cycle:
+    me: Cycle | None = None
+
+
+async def test_what_was_alive_when_a_session_was_added_is_still_collected(
+    data_dir: Path, gc_restored: None
+) -> None:
+    """Panes added later are not frozen: the strips alive at that moment would be kept
+    for good once dropped (they are cycles), at every new session."""
+    app = demo_app(data_dir, [], freeze_gc=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, app.ready.is_set, "the app")
+        cycle = Cycle()
+        cycle.me = cycle
+        gc.collect()  # it is old now: only a full collection can free it
+        gone = weakref.ref(cycle)
+        await app.client.create(demo_spec_list()[0])
+        await until(pilot, lambda: len(app.dashboard.panes()) == 1, "the new session's pane")
+        await pilot.pause(0.1)  # past the refresh after the panes were mounted
+        del cycle
+        await until(pilot, lambda: gone() is None, "the cycle to be collected", tries=60)

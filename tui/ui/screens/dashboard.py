@@ -12,7 +12,6 @@ from textual.css.scalar import Scalar
 from textual.widgets import DataTable, Static
 
 from tui.client.protocol import CorralClient
-from tui.ui import gc_pauses
 from tui.ui.fleet import Fleet, SessionSnapshot
 from tui.ui.screens.fleet_screen import FleetScreen
 from tui.ui.screens.session import SessionScreen
@@ -131,7 +130,6 @@ class DashboardScreen(SessionActions):
         if filter_text:
             self.apply_filter(filter_text)
         self.call_after_refresh(self._fit_rows)
-        self.call_after_refresh(gc_pauses.settle)  # panes live as long as their session
         if not isinstance(self.focused, SessionPane):
             self.call_after_refresh(self._focus_first)
 
