@@ -280,7 +280,10 @@ def test_ctrl_c_detaches_the_run_and_attach_follows_the_session_to_its_stop(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    proc = start_corral("run", str(slow_spec(tmp_path)), "--headless", data_dir=data)
+    # 12 s of work: still running when `attach` starts, two CLI processes later, on a
+    # loaded machine (4.5 s was not, once under .ci/stress: attach then found it stopped).
+    spec = slow_spec(tmp_path, turns=4, latency=3000)
+    proc = start_corral("run", str(spec), "--headless", data_dir=data)
     sid = wait_for_line(proc, "started").split()[1]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
@@ -289,7 +292,8 @@ def test_ctrl_c_detaches_the_run_and_attach_follows_the_session_to_its_stop(
     attached = corral("attach", sid, data_dir=data, timeout=60)
     assert attached.returncode == 0, attached.stderr
     assert "agent: all done" in attached.stdout
-    assert attached.stdout.rstrip().endswith("status idle (end_turn)")
+    # Followed to its stop, not found stopped (that adds the `corral send` hint).
+    assert attached.stdout.rstrip().endswith("status idle (end_turn)"), attached.stdout[-300:]
     again = corral("attach", sid, data_dir=data)  # stopped now: says so, and how to go on
     assert again.returncode == 0 and "`corral send` gives it more work" in again.stdout
 
