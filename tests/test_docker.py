@@ -8,6 +8,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -147,6 +148,43 @@ async def test_hardened_container_and_a_persistent_shell(tmp_path: Path) -> None
         assert attrs["Config"]["Labels"][LABEL_SESSION] == "sesn_test_hardening"
     finally:
         await box.close(remove=True)
+
+
+def containers_of(session_id: str) -> list[str]:
+    client = docker_client()
+    try:
+        found = client.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={session_id}"})
+        return [str(c.id) for c in found]
+    finally:
+        client.close()
+
+
+async def test_a_start_cancelled_before_it_learnt_its_container_leaves_none_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    sid = "sesn_test_cancelled_start"
+    box = DockerSandbox(workspace, env(), sid, tmp_path)
+    made, go_on = threading.Event(), threading.Event()
+    create = box._create
+
+    def slow_create() -> str:
+        # The container exists, and start is cancelled before this returns its id.
+        cid = create()
+        made.set()
+        go_on.wait(30)
+        return cid
+
+    monkeypatch.setattr(box, "_create", slow_create)
+    start = asyncio.create_task(box.start())
+    await eventually(made.is_set, "the container made")
+    start.cancel()
+    await asyncio.wait({start})
+    go_on.set()
+    assert box.container_id is None and len(containers_of(sid)) == 1
+    await box.close(remove=True)
+    assert containers_of(sid) == []
 
 
 async def test_a_session_runs_in_docker_and_survives_a_killed_container(

@@ -20,7 +20,9 @@ The session id, event ids, times and checkpoint ids are kept as they were.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -35,9 +37,11 @@ from tui.core.checkpoints.archive import (
 from tui.core.checkpoints.checkpointer import Checkpointer
 from tui.core.checkpoints.records import CheckpointRecord
 from tui.core.checkpoints.redaction import secret_values
+from tui.core.clock import utc_now
 from tui.core.session import events as ev
 from tui.core.store.datadir import blobs_dir, db_path, workspaces_dir
 from tui.core.store.store import Store
+from tui.server.shapes import session_shape
 
 from .bundle_tools import Parts, read_parts, write_parts
 from .conftest import running_supervisor
@@ -148,6 +152,41 @@ async def test_an_import_into_another_data_dir_is_the_session_byte_for_byte(
             scratch = tmp_path / f"restored-{index}"
             await checkpointer.restore(scratch, cp.manifest)
             assert masked_tree(scratch, raw=True) == trees[cp.id], index
+    finally:
+        await store.close()
+        await author.close()
+
+
+async def test_the_api_view_of_it_comes_along_metadata_and_the_cap_as_edited(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """What the Managed Agents API shows of the session: the caller's metadata, and the
+    budget as edited since (the engine enforces that one, from the log), not the spec's.
+    Archiving is the author's data dir's business: the import arrives unarchived."""
+    sid = exported.run.session_id
+    author_dir = tmp_path / "author"  # a copy: the module's export stays as it was
+    shutil.copytree(exported.data, author_dir, symlinks=True)
+    author = await Store.open(db_path(author_dir))
+    other = tmp_path / "other"
+    store = await Store.open(db_path(other))
+    try:
+        async with running_supervisor(author, author_dir) as sup:
+            await sup.set_budget(sid, Decimal("0.75"), None)
+            record = await author.get_session(sid)
+            metadata = {"team": "infra", "ticket": "OPS-12"}
+            archived = "2026-11-30T12:00:00Z"
+            await author.update_api(
+                sid, {**record.api, "metadata": metadata, "archived_at": archived}
+            )
+            bundle = tmp_path / "edited.corral"
+            await export_session(author, sup.checkpointer, sid, bundle)
+        await import_session(store, Checkpointer(blobs_dir(other)), bundle, workspaces_dir(other))
+        before = session_shape(await author.get_session(sid), utc_now())
+        after = session_shape(await store.get_session(sid), utc_now())
+        assert before["metadata"] == after["metadata"] == metadata
+        cap = {"type": "limit", "max_list_cost": {"amount": "0.75", "currency": "USD"}}
+        assert before["budget"] == after["budget"] == cap
+        assert (before["archived_at"], after["archived_at"]) == (archived, None)
     finally:
         await store.close()
         await author.close()

@@ -187,6 +187,15 @@ BAD = {
         "cpus",
     ),
     "spec that is a list": (lambda p: p.head["session"].update(spec=[]), "spec"),
+    "api that is a list": (lambda p: p.head["session"].update(api=[]), "api must be an object"),
+    "api metadata past the API's limits": (
+        lambda p: p.head["session"].update(api={"metadata": {f"k{i}": "v" for i in range(17)}}),
+        "api.metadata: must be an object of at most 16 pairs",
+    ),
+    "api metadata with a number": (
+        lambda p: p.head["session"].update(api={"metadata": {"team": 7}}),
+        "api.metadata: keys must be strings",
+    ),
     "duplicate checkpoint ids": (
         lambda p: p.checkpoints[1].update(id=p.checkpoints[0]["id"]),
         "duplicate checkpoint ids",

@@ -46,6 +46,7 @@ from tui.core.checkpoints.restore import restore
 from tui.core.checkpoints.scan import StatCache
 from tui.core.clock import parse_time, utc_now
 from tui.core.errors import CorralError, NotFoundError
+from tui.core.money.budget import budget_of
 from tui.core.permissions.policy import Policy
 from tui.core.permissions.session_policy import policy_of
 from tui.core.session import events as ev
@@ -145,6 +146,9 @@ def _head(
         "sandbox": record.sandbox,
         "isolation": record.isolation,
         "metadata": record.metadata,
+        # All of it, for the reader of the file; an import takes back only the caller's
+        # metadata (the agent and environment it names are this data dir's).
+        "api": record.api,
     }
     return {
         "format": FORMAT,
@@ -301,7 +305,19 @@ def _imported_record(
         sandbox=session.get("sandbox", ""),
         isolation=session.get("isolation", ""),
         metadata={**session.get("metadata", {}), IMPORTED: imported},
+        api=_imported_api(bundle),
     )
+
+
+def _imported_api(bundle: Bundle) -> dict[str, Any]:
+    """What the API shows of the imported session: the caller's metadata, and the cap its
+    log sets (the engine enforces that one; a budget edit changed both in the author's
+    data dir). The agent and environment ids it was made from, and whether it was
+    archived, belong to the author's data dir: the import shows the spec's agent."""
+    api: dict[str, Any] = {"metadata": bundle.head["session"].get("api", {}).get("metadata", {})}
+    cap = budget_of(bundle.spec, bundle.events).max_list_cost
+    api["max_list_cost"] = None if cap is None else str(cap)
+    return api
 
 
 def _adopt_blobs(staging: BlobStore, blobs: BlobStore, digests: set[str]) -> list[str]:

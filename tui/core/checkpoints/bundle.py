@@ -38,6 +38,7 @@ from tui.core.checkpoints.records import FULL, KINDS, SCANS, CheckpointRecord
 from tui.core.clock import utc_now
 from tui.core.errors import CorralError
 from tui.core.session import events as ev
+from tui.core.session.definitions import metadata_of
 from tui.core.session.payloads import PayloadError, check_payload, check_time
 from tui.core.session.spec import SessionSpec
 from tui.core.session.spec_reader import check_spec_json
@@ -206,6 +207,13 @@ def _check_head(head: Any, blobs: set[str], where: str) -> SessionSpec:
             raise ArchiveError(f"{where}: corral-export.json: session {key} must be a short string")
     if not isinstance(session.get("metadata", {}), dict):
         raise ArchiveError(f"{where}: corral-export.json: metadata must be an object")
+    api = session.get("api", {})
+    try:
+        if not isinstance(api, dict):
+            raise ArchiveError("api must be an object")
+        metadata_of(api.get("metadata"), "api.metadata")
+    except CorralError as exc:
+        raise ArchiveError(f"{where}: corral-export.json: session {exc}") from None
     try:
         check_time(session["created_at"], "created_at")
         spec = check_spec_json(session.get("spec"), f"{where}: corral-export.json")

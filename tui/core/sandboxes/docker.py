@@ -245,12 +245,17 @@ class DockerSandbox(LocalSandbox):
             client.close()
 
     def _remove(self) -> None:
-        if self.container_id is None:
-            return
+        """Every container labelled as this session's, not only the one it knows: a start
+        cancelled while ``_create`` ran never learnt the id of the one it made."""
         with contextlib.suppress(Exception):
             client = docker_client()
             try:
-                client.containers.get(self.container_id).remove(force=True)
+                filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
+                for container in client.containers.list(
+                    all=True, filters=filters, ignore_removed=True
+                ):
+                    with contextlib.suppress(Exception):
+                        container.remove(force=True)
             finally:
                 client.close()
 
