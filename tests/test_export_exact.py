@@ -192,6 +192,27 @@ async def test_the_api_view_of_it_comes_along_metadata_and_the_cap_as_edited(
         await author.close()
 
 
+async def test_an_export_without_api_metadata_imports_with_none(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """An older export has no ``api``; a hand-written one may say null. Both import, and
+    the API shows an empty object, as for a session made without metadata."""
+    for name, api in (("absent", None), ("null", {"metadata": None})):
+        parts = read_parts(exported.bundle)
+        parts.head["session"].pop("api", None)
+        if api is not None:
+            parts.head["session"]["api"] = api
+        data = tmp_path / name
+        store = await Store.open(db_path(data))
+        try:
+            bundle = write_parts(parts, tmp_path / f"{name}.corral")
+            await import_session(store, Checkpointer(blobs_dir(data)), bundle, workspaces_dir(data))
+            shape = session_shape(await store.get_session(exported.run.session_id), utc_now())
+            assert shape["metadata"] == {}, name
+        finally:
+            await store.close()
+
+
 # -- a log that disagrees with itself or its head is refused, and leaves nothing ----------
 
 

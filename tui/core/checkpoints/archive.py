@@ -50,6 +50,7 @@ from tui.core.money.budget import budget_of
 from tui.core.permissions.policy import Policy
 from tui.core.permissions.session_policy import policy_of
 from tui.core.session import events as ev
+from tui.core.session.definitions import metadata_of
 from tui.core.session.records import SessionRecord
 from tui.core.session.spec import SessionSpec
 from tui.core.session.state import IDLE, TERMINATED, SessionState
@@ -314,10 +315,12 @@ def _imported_api(bundle: Bundle) -> dict[str, Any]:
     log sets (the engine enforces that one; a budget edit changed both in the author's
     data dir). The agent and environment ids it was made from, and whether it was
     archived, belong to the author's data dir: the import shows the spec's agent."""
-    api: dict[str, Any] = {"metadata": bundle.head["session"].get("api", {}).get("metadata", {})}
     cap = budget_of(bundle.spec, bundle.events).max_list_cost
-    api["max_list_cost"] = None if cap is None else str(cap)
-    return api
+    return {
+        # Checked by read_bundle already; this turns an explicit null into {}.
+        "metadata": metadata_of(bundle.head["session"].get("api", {}).get("metadata")),
+        "max_list_cost": None if cap is None else str(cap),
+    }
 
 
 def _adopt_blobs(staging: BlobStore, blobs: BlobStore, digests: set[str]) -> list[str]:
