@@ -137,12 +137,16 @@ class DockerSandbox(LocalSandbox):
     def _labels(self) -> dict[str, str]:
         return {LABEL_SESSION: self.session_id, LABEL_DATA_DIR: str(self.data_dir)}
 
+    def _own_containers(self, client: Any) -> list[Any]:
+        """This session's containers in this data dir, running or not."""
+        filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
+        return list(client.containers.list(all=True, filters=filters, ignore_removed=True))
+
     def _create(self) -> str:
         """Re-attach to this session's running container, or make a new one (blocking)."""
         client = docker_client()
         try:
-            filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
-            for old in client.containers.list(all=True, filters=filters, ignore_removed=True):
+            for old in self._own_containers(client):
                 # A limited container's proxy died with the process that ran it: replace it.
                 if old.status == RUNNING and not self.limited:
                     return str(old.id)
@@ -250,10 +254,7 @@ class DockerSandbox(LocalSandbox):
         with contextlib.suppress(Exception):
             client = docker_client()
             try:
-                filters = {"label": [f"{k}={v}" for k, v in self._labels().items()]}
-                for container in client.containers.list(
-                    all=True, filters=filters, ignore_removed=True
-                ):
+                for container in self._own_containers(client):
                     with contextlib.suppress(Exception):
                         container.remove(force=True)
             finally:
